@@ -1,0 +1,56 @@
+"""Root of the `hwnas` CLI and its error handling.
+
+Every expected failure (unknown space, malformed arch string, an op not allowed in a
+slot, a bad parameter or path) ends as one line on stderr, `error: ...`, and exit code
+2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from spaces import ArchError, UnknownSpaceError
+
+from . import build_cmd, spaces_cmd
+
+app = typer.Typer(
+    name="hwnas",
+    help="Hardware-aware neural architecture search: spaces, networks, export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(spaces_cmd.app, name="spaces")
+app.command("build")(build_cmd.build)
+
+
+class CLIError(Exception):
+    """A user error the CLI reports as one line."""
+
+
+EXPECTED = (ArchError, UnknownSpaceError, ValueError, FileNotFoundError, CLIError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hwnas` console script; returns the exit code."""
+    try:
+        app(args=argv, standalone_mode=False, prog_name="hwnas")
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 130
+    except EXPECTED as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

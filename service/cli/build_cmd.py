@@ -1,0 +1,119 @@
+"""`hwnas build`: an arch -> torch net -> exported files, each run and checked against torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from .options import ParamOpt, load_space
+
+# Relative L2 error of an exported file's output against torch's on the same input.
+# fp32 files differ only by operator order and BN folding (~1e-6 seen); int8 files by
+# quantisation of a randomly initialised net (a few % seen), so the bound is a sanity one.
+TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4, "openvino": 1e-4, "tflite-int8": 0.25}
+
+
+def _formats(text: str) -> list[str]:
+    from models.export import FORMATS
+
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    if not names:
+        raise ValueError("--export: name at least one format")
+    for name in names:
+        if name not in FORMATS:
+            raise ValueError(f"--export: unknown format {name!r} (known: {', '.join(FORMATS)})")
+    return list(dict.fromkeys(names))
+
+
+def load_calibration(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """Calibration inputs from a `.npy` array or an `.npz` with array `x`, shape (N, *shape)."""
+    if not path.exists():
+        raise FileNotFoundError(f"--calibration: no such file {path}")
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            if "x" not in data:
+                raise ValueError(f"--calibration {path}: the .npz has no array 'x'")
+            x = data["x"]
+    elif path.suffix == ".npy":
+        x = np.load(path)
+    else:
+        raise ValueError(f"--calibration {path}: expected a .npy or .npz file")
+    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or len(x) == 0:
+        raise ValueError(
+            f"--calibration {path}: expected shape (N, {', '.join(map(str, shape))}), "
+            f"got {tuple(x.shape)}"
+        )
+    return x.astype(np.float32)
+
+
+def build(
+    space_name: Annotated[str, typer.Argument(metavar="SPACE", help="Space name, e.g. mbv2.")],
+    arch_text: Annotated[str, typer.Argument(metavar="ARCH", help="Arch string of that space.")],
+    export: Annotated[str, typer.Option(help="Comma-separated formats: onnx, tflite, "
+                                        "tflite-int8, openvino.")] = "onnx",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("build"),
+    param: ParamOpt = None,
+    check: Annotated[bool, typer.Option(help="Run every file on its runtime and compare "
+                                        "with torch.")] = True,
+    calibration: Annotated[Path | None, typer.Option(help="int8 calibration inputs (.npy, or "
+                                                     ".npz with x); default: random.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the weight init and inputs.")] = 0,
+    threads: Annotated[int, typer.Option(min=1, help="Runtime threads for the check.")] = 1,
+) -> None:
+    """Build ARCH of SPACE, export it, and check each file against torch."""
+    space = load_space(space_name, param)
+    arch = space.decode(arch_text)
+    formats = _formats(export)
+
+    import torch
+    from models.export import export as export_files
+    from models.export import run_exported
+
+    from models import build as build_net
+    from models import count_flops, count_params
+
+    torch.manual_seed(seed)
+    net = build_net(space, arch).eval()
+    shape = net.input_shape
+    rng = np.random.default_rng(seed)
+    calib = (load_calibration(calibration, shape) if calibration is not None
+             else rng.standard_normal((32, *shape)).astype(np.float32))
+    out.mkdir(parents=True, exist_ok=True)
+    example = net.example_input()
+    with typer.progressbar(length=len(formats), label="exporting", file=None) as bar:
+        files = {}
+        for fmt in formats:
+            files.update(export_files(net, example, out, [fmt],
+                                      calibration=[torch.from_numpy(c[None]) for c in calib]))
+            bar.update(1)
+    report: dict[str, object] = {
+        "space": space.name, "params": space.params, "arch": space.encode(arch),
+        "num_params": count_params(net), "flops": count_flops(net, example), "files": {},
+    }
+    failed = []
+    x = calib[:1]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    for fmt, path in files.items():
+        entry: dict[str, object] = {"path": path.name, "bytes": path.stat().st_size}
+        if check:
+            y = run_exported(path, x, threads=threads)
+            rel = float(np.linalg.norm(y - ref) / max(np.linalg.norm(ref), 1e-12))
+            entry |= {"max_abs_err": float(np.abs(y - ref).max()), "rel_err": rel,
+                      "tolerance": TOLERANCE[fmt], "ok": rel <= TOLERANCE[fmt]}
+            if rel > TOLERANCE[fmt]:
+                failed.append(fmt)
+        report["files"][fmt] = entry  # type: ignore[index]
+        typer.echo(f"{fmt:12s} {path}  {entry['bytes'] / 1e6:7.2f} MB"
+                   + (f"  rel err {entry['rel_err']:.2e} (tol {entry['tolerance']:.0e})"
+                      f"  {'ok' if entry['ok'] else 'MISMATCH'}" if check else ""))
+    (out / "build.json").write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(f"params {report['num_params']:,}  FLOPs {report['flops']:,}  -> {out}/build.json")
+    if failed:
+        typer.echo(f"error: outputs differ from torch beyond tolerance: {', '.join(failed)}",
+                   err=True)
+        raise typer.Exit(1)
