@@ -1,0 +1,38 @@
+# One command each: `make demo` installs and runs the main job, `make test` installs and
+# runs the tests. Both start from a fresh clone with only Python 3.11 on the machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# constraints.txt pins every package to a version known to work together; it holds
+# torch==2.13.0 (the CPU build), so no dependency can pull another torch.
+PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -e '.[all,dev]'
+	touch $@
+
+# The main job at this stage: sample an arch of the default space, build it, export it to
+# every format, and run each file once on its runtime (onnxruntime, LiteRT, OpenVINO)
+# against torch's output.
+demo: install
+	$(BIN)/hwnas spaces list
+	arch=$$($(BIN)/hwnas spaces sample mbv2 --seed 0) && \
+	  $(BIN)/hwnas build mbv2 "$$arch" --export onnx,tflite,tflite-int8,openvino -o out/demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
