@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 from .blocks import BlockSpec, build_block
+from .bn import recalibrate_bn
 from .builder import Net, build, build_cell, cell_spec
 from .counting import count_flops, count_params
 from .supernet import Choice, Supernet
@@ -26,4 +27,5 @@ __all__ = [
     "cell_spec",
     "count_flops",
     "count_params",
+    "recalibrate_bn",
 ]

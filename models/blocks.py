@@ -211,6 +211,23 @@ class ResBlock(nn.Module):
         return self.shortcut(x) + self.b(self.a(x))
 
 
+def init_weights(module: nn.Module) -> None:
+    """MobileNetV2's initialisation (as torchvision's): He-normal fan-out convs, unit BN,
+    N(0, 0.01) classifier with zero bias. PyTorch's defaults shrink the signal through 20+
+    blocks until the logits are the classifier bias, whatever the input."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
 def build_block(spec: BlockSpec) -> nn.Module:
     """The module for any block spec.
 

@@ -30,6 +30,7 @@ from .blocks import (
     StemSpec,
     Zero,
     build_block,
+    init_weights,
 )
 
 MakeOp = Callable[[str], nn.Module]
@@ -50,6 +51,7 @@ class Net(nn.Sequential):
         self.layers = nn.Sequential(*layers)
         self.head = head
         self.input_shape = input_shape
+        init_weights(self)
 
     def example_input(self, batch: int = 1) -> torch.Tensor:
         """A random input of the shape this net was built for (NCHW)."""
@@ -99,7 +101,9 @@ def cell_spec(space: Space, cell: Cell) -> BlockSpec:
 
 def build_cell(space: Space, cell: Cell) -> nn.Module:
     """The module a profiling kit measures for `cell` (eval mode)."""
-    return build_block(cell_spec(space, cell)).eval()
+    module = build_block(cell_spec(space, cell))
+    init_weights(module)
+    return module.eval()
 
 
 def _mbv2_cell_spec(space: Space, cell: Cell) -> BlockSpec:

@@ -12,9 +12,11 @@ import typer
 from .options import ParamOpt, load_space
 
 # Relative L2 error of an exported file's output against torch's on the same input.
-# fp32 files differ only by operator order and BN folding (~1e-6 seen); int8 files by
-# quantisation of a randomly initialised net (a few % seen), so the bound is a sanity one.
-TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4, "openvino": 1e-4, "tflite-int8": 0.25}
+# fp32 files differ only by operator order and BN folding (1e-9 to 2e-6 seen). int8 files
+# of an untrained net calibrated on random inputs differ by quantisation: 0.4% (mbv2) to
+# 20% (nb201, 15 cells of float adds between int8 ops) seen, so that bound is a sanity one;
+# trained nets are judged on validation accuracy instead.
+TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4, "openvino": 1e-4, "tflite-int8": 0.35}
 
 
 def _formats(text: str) -> list[str]:
@@ -59,8 +61,9 @@ def build(
     param: ParamOpt = None,
     check: Annotated[bool, typer.Option(help="Run every file on its runtime and compare "
                                         "with torch.")] = True,
-    calibration: Annotated[Path | None, typer.Option(help="int8 calibration inputs (.npy, or "
-                                                     ".npz with x); default: random.")] = None,
+    calibration: Annotated[Path | None, typer.Option(
+        help="Inputs for BN recalibration and int8 calibration (.npy, or .npz with x); "
+             "default: 32 random normal inputs.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the weight init and inputs.")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="Runtime threads for the check.")] = 1,
 ) -> None:
@@ -70,11 +73,11 @@ def build(
     formats = _formats(export)
 
     import torch
-    from models.export import export as export_files
-    from models.export import run_exported
 
     from models import build as build_net
-    from models import count_flops, count_params
+    from models import count_flops, count_params, recalibrate_bn
+    from models.export import export as export_files
+    from models.export import run_exported
 
     torch.manual_seed(seed)
     net = build_net(space, arch).eval()
@@ -82,24 +85,28 @@ def build(
     rng = np.random.default_rng(seed)
     calib = (load_calibration(calibration, shape) if calibration is not None
              else rng.standard_normal((32, *shape)).astype(np.float32))
+    # An untrained net's default BN statistics let its signal vanish (the logits become
+    # the classifier bias), which would make the check below meaningless.
+    batches = [torch.from_numpy(b) for b in np.array_split(calib, max(1, len(calib) // 8))]
+    recalibrate_bn(net, batches)
     out.mkdir(parents=True, exist_ok=True)
     example = net.example_input()
     with typer.progressbar(length=len(formats), label="exporting", file=None) as bar:
         files = {}
         for fmt in formats:
-            files.update(export_files(net, example, out, [fmt],
-                                      calibration=[torch.from_numpy(c[None]) for c in calib]))
+            files.update(export_files(net, example, out, [fmt], calibration=batches))
             bar.update(1)
     report: dict[str, object] = {
         "space": space.name, "params": space.params, "arch": space.encode(arch),
         "num_params": count_params(net), "flops": count_flops(net, example), "files": {},
     }
     failed = []
-    x = calib[:1]
+    x = calib[-1:]
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     for fmt, path in files.items():
-        entry: dict[str, object] = {"path": path.name, "bytes": path.stat().st_size}
+        size = sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.exists())
+        entry: dict[str, object] = {"path": path.name, "bytes": size}
         if check:
             y = run_exported(path, x, threads=threads)
             rel = float(np.linalg.norm(y - ref) / max(np.linalg.norm(ref), 1e-12))

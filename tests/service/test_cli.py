@@ -87,8 +87,9 @@ def test_bad_calibration_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_console_script_exit_code() -> None:
-    proc = subprocess.run([sys.executable, "-m", "service.cli.app", "spaces", "show", "x"],
-                          capture_output=True, text=True, check=False)
+    script = Path(sys.executable).with_name("hwnas")
+    proc = subprocess.run([script, "spaces", "show", "x"], capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: unknown space 'x' (known: mbv2, nb201)"
     assert "Traceback" not in proc.stderr
@@ -108,3 +109,22 @@ def test_build_exports_onnx_and_checks_it(tmp_path: Path,
     assert report["files"]["onnx"]["rel_err"] < 1e-4
     assert (tmp_path / "model.onnx").stat().st_size == report["files"]["onnx"]["bytes"]
     assert "onnx" in out and "ok" in out
+
+
+@pytest.mark.slow
+def test_build_mbv2_to_onnx_and_tflite_runs_within_tolerance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = get_space("mbv2", resolution=32, width=0.25, classes=10)
+    arch = space.encode(space.sample(np.random.default_rng(4)))
+    params = ["-p", "resolution=32", "-p", "width=0.25", "-p", "classes=10"]
+    code, _, err = run(capsys, "build", "mbv2", arch, *params,
+                         "--export", "onnx,tflite,tflite-int8,openvino", "-o", str(tmp_path))
+    assert code == 0, err
+    files = json.loads((tmp_path / "build.json").read_text())["files"]
+    assert set(files) == {"onnx", "tflite", "tflite-int8", "openvino"}
+    for fmt in ("onnx", "tflite", "openvino"):
+        assert files[fmt]["rel_err"] < 1e-4, fmt
+    assert files["tflite-int8"]["rel_err"] < 0.35
+    assert files["tflite-int8"]["bytes"] < 0.5 * files["tflite"]["bytes"]
+    assert all((tmp_path / f["path"]).exists() for f in files.values())

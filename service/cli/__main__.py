@@ -1,0 +1,7 @@
+"""`python -m service.cli` is the `hwnas` command."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())
