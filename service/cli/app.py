@@ -14,7 +14,7 @@ import typer
 
 from spaces import ArchError, UnknownSpaceError
 
-from . import build_cmd, spaces_cmd
+from . import build_cmd, kit_cmd, spaces_cmd
 
 app = typer.Typer(
     name="hwnas",
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(spaces_cmd.app, name="spaces")
 app.command("build")(build_cmd.build)
+app.command("kit")(kit_cmd.kit)
 
 
 class CLIError(Exception):

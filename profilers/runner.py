@@ -1,0 +1,342 @@
+"""The board-side runner: measure every entry of a kit on one backend, write measurements.json.
+
+``python -m profilers run kit.zip --backend tflite -o measurements.json`` reads the kit,
+loads its models on the chosen runtime with fixed threads/precision/device, measures them
+with :func:`profilers.protocol.measure_many` in chunks (the whole architectures spread
+evenly among the LUT entries), and saves after every chunk. Running the same command again
+resumes: entries already in the output are not measured again. An output written with
+another kit or other settings is never touched.
+
+It imports the standard library, numpy, pydantic and the one runtime it measures with,
+nothing else (no torch, no other hwnas package), so it runs on an edge board. Every
+expected failure is one line ``error: ...`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from pydantic import ValidationError
+
+from profilers.base import Backend, Runner, get_backend, list_backends
+from profilers.errors import BackendError, MeasurementsError, ModelLoadError, ProfilerError
+from profilers.formats import (
+    BackendSettings,
+    HostInfo,
+    KitEntry,
+    KitManifest,
+    KitRef,
+    Measurement,
+    MeasurementsFile,
+    ProtocolSettings,
+    load_measurements,
+    read_kit,
+    read_manifest,
+    save_measurements,
+)
+from profilers.progress import ProgressPrinter
+from profilers.protocol import ReferenceProbe, Stats, measure_many
+from profilers.schema import describe_validation_error
+
+__all__ = ["build_parser", "main", "run_kit"]
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``error: ...`` line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m profilers`` command line."""
+    defaults = ProtocolSettings()
+    parser = _Parser(prog="python -m profilers", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("backends", help="list backends, whether they run here, and why not")
+    run = commands.add_parser("run", help="measure every entry of a kit")
+    run.add_argument("kit", type=Path, help="kit zip (manifest.json + model files)")
+    run.add_argument("--backend", required=True, help="onnxruntime, openvino, tflite or torch")
+    run.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    run.add_argument(
+        "--precision", choices=("fp32", "fp16", "bf16", "int8"), help="default: the kit's"
+    )
+    run.add_argument("--device", help="CPU by default; e.g. GPU, NPU (openvino), cuda:0")
+    run.add_argument("--delegate", type=Path, help="TFLite external delegate library (.so)")
+    run.add_argument(
+        "--runs", type=int, default=defaults.runs, help=f"timed runs per entry ({defaults.runs})"
+    )
+    run.add_argument("--rounds", type=int, help=f"interleaved rounds ({defaults.rounds}, <= runs)")
+    run.add_argument("--budget-s", type=float, help="timed inference budget of the whole kit")
+    run.add_argument(
+        "--max-cv", type=float, default=defaults.max_cv, help="re-measure above this robust CV"
+    )
+    run.add_argument(
+        "--chunk", type=int, default=128, help="entries interleaved, then saved, together (128)"
+    )
+    run.add_argument("--reference", help="key of the reference cell (default: the first cell)")
+    run.add_argument(
+        "-o", "--output", type=Path, default=Path("measurements.json"), help="measurements file"
+    )
+    run.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue an output of the same kit and settings (never overwritten otherwise)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m profilers``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "backends":
+            return _print_backends(sys.stdout)
+        return run_kit(args)
+    except ProfilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _print_backends(out: TextIO) -> int:
+    for info in list_backends():
+        state = f"yes  {info.version}" if info.available else f"no   {info.reason}"
+        print(f"{info.name:<12} {state}", file=out)
+    return 0
+
+
+def _protocol(args: argparse.Namespace, entries: int) -> ProtocolSettings:
+    budget_ms = args.budget_s * 1000 / entries if args.budget_s is not None else None
+    defaults = ProtocolSettings()
+    try:
+        return ProtocolSettings(
+            runs=args.runs,
+            min_runs=min(defaults.min_runs, args.runs),
+            rounds=args.rounds if args.rounds is not None else min(defaults.rounds, args.runs),
+            budget_ms=budget_ms,
+            max_cv=args.max_cv,
+        )
+    except ValidationError as exc:
+        raise ProfilerError(f"invalid protocol setting: {describe_validation_error(exc)}") from exc
+
+
+@contextmanager
+def _native_stderr_muted() -> Iterator[None]:
+    """Send file descriptor 2 to a scratch file: runtimes log to it from C++ when loading."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _existing_output(path: Path, resume: bool) -> MeasurementsFile | None:
+    if not path.exists():
+        return None
+    if not resume:
+        raise MeasurementsError(f"{path} exists; choose another -o (it is never overwritten)")
+    try:
+        return load_measurements(path)
+    except MeasurementsError as exc:
+        raise MeasurementsError(f"cannot resume: {exc}; move it away or choose another -o") from exc
+
+
+def _differences(old: MeasurementsFile, new: MeasurementsFile) -> list[str]:
+    """What differs between a file being resumed and this run (empty: same run)."""
+    pairs = [("kit", old.kit.manifest_sha256[:12], new.kit.manifest_sha256[:12])]
+    for model_old, model_new in ((old.settings, new.settings), (old.protocol, new.protocol)):
+        for name in type(model_old).model_fields:
+            pairs.append((name, getattr(model_old, name), getattr(model_new, name)))
+    for name in ("cpu", "cores", "machine"):
+        pairs.append((f"host {name}", getattr(old.host, name), getattr(new.host, name)))
+    return [f"{name} {a} != {b}" for name, a, b in pairs if a != b]
+
+
+def _chunks(entries: Sequence[KitEntry], size: int) -> list[list[KitEntry]]:
+    """Consecutive chunks of ``size`` entries, with the archs spread evenly among the cells.
+
+    Every arch is then measured in the same stretch of time (the same machine load) as a
+    slice of the cells, rather than all archs at the end under other conditions, so a
+    predictor's error against them is not skewed by a change of load.
+    """
+    merged = [entry for entry in entries if entry.kind != "arch"]
+    archs = [entry for entry in entries if entry.kind == "arch"]
+    for index, arch in enumerate(archs):
+        merged.insert(int((index + 0.5) * len(entries) / len(archs)), arch)
+    return [merged[start : start + size] for start in range(0, len(merged), size)]
+
+
+class _Loader:
+    """Loads kit entries on one backend with the run's settings, muting runtime chatter."""
+
+    def __init__(self, backend: Backend, folder: Path, args: argparse.Namespace, precision: str):
+        self._backend, self._folder, self._args = backend, folder, args
+        self.precision = precision
+
+    def __call__(self, entry: KitEntry) -> Runner:
+        try:
+            with _native_stderr_muted():
+                return self._backend.load(
+                    self._folder / entry.file,
+                    threads=self._args.threads,
+                    precision=self.precision,
+                    device=self._args.device,
+                    delegate=self._args.delegate,
+                    input_shape=entry.input_shape,
+                )
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{exc} (kit entry {entry.key!r})") from exc
+
+
+def run_kit(args: argparse.Namespace) -> int:
+    """``python -m profilers run``: measure a kit, saving after every chunk.
+
+    Raises:
+        ProfilerError: Any bad input (kit, backend, settings, existing output).
+    """
+    backend = get_backend(args.backend)
+    manifest = read_manifest(args.kit)
+    if manifest.format not in backend.formats:
+        raise BackendError(
+            f"backend {backend.name} reads {' or '.join(backend.formats)} kits; "
+            f"{args.kit} holds {manifest.format} files"
+        )
+    protocol = _protocol(args, len(manifest.entries))
+    if args.chunk < 1:
+        raise ProfilerError(f"--chunk must be >= 1, got {args.chunk}")
+    existing = _existing_output(args.output, args.resume)
+    with tempfile.TemporaryDirectory(prefix="hwnas-kit-") as tmp:
+        manifest, folder = read_kit(args.kit, tmp)
+        load = _Loader(backend, folder, args, args.precision or manifest.precision)
+        reference = _reference_entry(manifest, existing, args.reference)
+        probe = ReferenceProbe(load(reference))
+        doc = MeasurementsFile(
+            kit=KitRef.of(manifest),
+            settings=BackendSettings(
+                backend=backend.name,
+                backend_version=backend.version(),
+                device=probe.runner.device,
+                threads=args.threads,
+                precision=load.precision,
+                delegate=str(args.delegate) if args.delegate is not None else None,
+            ),
+            protocol=protocol,
+            host=HostInfo.current(),
+            reference_key=reference.key,
+        )
+        if existing is not None:
+            differences = _differences(existing, doc)
+            if differences:
+                raise MeasurementsError(
+                    f"{args.output} holds another run ({'; '.join(differences)}); "
+                    "use the same kit and settings, or another -o"
+                )
+            doc = existing
+        probe.medians_ms = doc.reference
+        save_measurements(args.output, doc)  # claims the output (and checks it is writable)
+        return _measure_kit(manifest, doc, load, probe, args)
+
+
+def _reference_entry(
+    manifest: KitManifest, existing: MeasurementsFile | None, wanted: str | None
+) -> KitEntry:
+    key = existing.reference_key if existing is not None else wanted
+    entries = {entry.key: entry for entry in manifest.entries}
+    if key is None:
+        cells = [entry for entry in manifest.entries if entry.kind == "cell"]
+        return (cells or manifest.entries)[0]
+    if key not in entries:
+        raise ProfilerError(f"reference key {key!r} is not in the kit")
+    return entries[key]
+
+
+def _measure_kit(
+    manifest: KitManifest,
+    doc: MeasurementsFile,
+    load: _Loader,
+    probe: ReferenceProbe,
+    args: argparse.Namespace,
+) -> int:
+    done = doc.keys()
+    chunks = _chunks([e for e in manifest.entries if e.key not in done], args.chunk)
+    order = {entry.key: index for index, entry in enumerate(manifest.entries)}
+    steps = [len(chunk) * (1 + doc.protocol.rounds) for chunk in chunks]
+    printer = ProgressPrinter(sys.stderr, planned=sum(steps), quiet=args.quiet)
+    try:
+        for chunk, planned in zip(chunks, steps, strict=True):
+            printer.start_chunk(planned)
+            runners = {entry.key: load(entry) for entry in chunk}
+            stats = measure_many(runners, doc.protocol, progress=printer.update, reference=probe)
+            del runners
+            printer.chunk_done()
+            for entry in chunk:
+                record = _measurement(entry, stats[entry.key], doc)
+                (doc.archs if entry.kind == "arch" else doc.cells).append(record)
+            doc.cells.sort(key=lambda m: order[m.key])
+            doc.archs.sort(key=lambda m: order[m.key])
+            save_measurements(args.output, doc)
+    except KeyboardInterrupt:
+        printer.close()
+        print(
+            f"error: interrupted; {doc.count()} of {len(manifest.entries)} entries are saved in "
+            f"{args.output}; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    doc.complete = True
+    save_measurements(args.output, doc)
+    printer.close()
+    if not args.quiet:
+        print(_summary(doc, args.output), file=sys.stderr)
+    return 0
+
+
+def _measurement(entry: KitEntry, stats: Stats, doc: MeasurementsFile) -> Measurement:
+    settings = doc.settings
+    return Measurement(
+        key=entry.key,
+        kind=entry.kind,
+        backend=settings.backend,
+        backend_version=settings.backend_version,
+        device=settings.device,
+        threads=settings.threads,
+        precision=settings.precision,
+        median_ms=stats.median_ms,
+        p10_ms=stats.p10_ms,
+        p90_ms=stats.p90_ms,
+        mean_ms=stats.mean_ms,
+        cv=stats.cv,
+        runs=stats.runs,
+        host=doc.host,
+        timestamp=datetime.now(UTC),
+    )
+
+
+def _summary(doc: MeasurementsFile, output: Path) -> str:
+    text = f"measured {len(doc.cells)} LUT entries and {len(doc.archs)} archs into {output}"
+    if len(doc.reference) > 1:
+        low, high = min(doc.reference), max(doc.reference)
+        spread = (high - low) / sorted(doc.reference)[len(doc.reference) // 2]
+        text += f"; reference {doc.reference_key}: {len(doc.reference)} medians spread {spread:.1%}"
+    return text
