@@ -12,9 +12,10 @@ import sys
 import click
 import typer
 
+from profilers.errors import ProfilerError
 from spaces import ArchError, UnknownSpaceError
 
-from . import build_cmd, kit_cmd, spaces_cmd
+from . import build_cmd, kit_cmd, profile_cmd, spaces_cmd
 
 app = typer.Typer(
     name="hwnas",
@@ -26,13 +27,15 @@ app = typer.Typer(
 app.add_typer(spaces_cmd.app, name="spaces")
 app.command("build")(build_cmd.build)
 app.command("kit")(kit_cmd.kit)
+app.command("profile")(profile_cmd.profile)
 
 
 class CLIError(Exception):
     """A user error the CLI reports as one line."""
 
 
-EXPECTED = (ArchError, UnknownSpaceError, ValueError, FileNotFoundError, CLIError)
+EXPECTED = (ArchError, UnknownSpaceError, ValueError, FileNotFoundError, CLIError,
+            ProfilerError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,3 +128,28 @@ def test_build_mbv2_to_onnx_and_tflite_runs_within_tolerance(
     assert files["tflite-int8"]["rel_err"] < 0.35
     assert files["tflite-int8"]["bytes"] < 0.5 * files["tflite"]["bytes"]
     assert all((tmp_path / f["path"]).exists() for f in files.values())
+
+
+def test_profile_writes_measurements_and_reuses_its_kit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["profile", "--backend", "onnxruntime", "--space", "nb201", "-p", "resolution=16",
+            "-p", "channels=8", "-p", "cells=1", "--archs", "1", "-o", str(tmp_path)]
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "measurements.json").read_text())
+    space = get_space("nb201", resolution=16, channels=8, cells=1)
+    assert {m["key"] for m in doc["cells"]} == {c.key for c in space.cells()}
+    assert len(doc["archs"]) == 1 and doc["complete"] is True
+    assert all(m["median_ms"] > 0 and m["threads"] == 1 for m in doc["cells"])
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    assert "reusing" in out
+
+
+def test_profile_bad_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "profile", "--backend", "tensorrt", "--space", "nb201",
+                       "-o", str(tmp_path))
+    assert code == 2
+    assert err.strip() == ("error: --backend: unknown backend 'tensorrt' "
+                           "(known: onnxruntime, openvino, tflite, torch)")
