@@ -9,7 +9,7 @@ plus the settings, the host and the noise floor of the run.
 Loaders check ``schema_version`` first, so an old or future file fails with one clear
 line. Saving is atomic and never replaces a file with one that holds fewer measurements,
 so an interrupted or failed run cannot destroy earlier results. Documented field by
-field, with examples, in ``docs/formats-profilers.md``.
+field, with examples, in ``docs/formats.md``.
 """
 
 from __future__ import annotations

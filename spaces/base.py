@@ -273,7 +273,9 @@ class RestrictedSpace(Space):
     """A space with fewer choices in some slots; encoding, cells and keys are the parent's."""
 
     def __init__(self, parent: Space, choices: dict[int, Iterable[str]]) -> None:
-        self.parent = parent
+        # Restricting a restriction keeps pointing at the full space, which owns the
+        # encoding, the cells and the network layout.
+        self.parent = parent.parent if isinstance(parent, RestrictedSpace) else parent
         self.name = parent.name
         slots = list(parent.slots)
         for i, ops in choices.items():

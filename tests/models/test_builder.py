@@ -9,7 +9,7 @@ from torch import nn
 
 from models import Supernet, build, build_cell, count_flops, count_params
 from models.blocks import MBConv, MBConvSpec
-from spaces import Arch, Space, list_spaces
+from spaces import Arch, ArchError, Space, list_spaces
 from tests.conftest import small_space
 
 
@@ -131,3 +131,18 @@ def test_every_cell_builds_with_its_shapes(name: str) -> None:
             assert y.shape == (1, cell.out_shape.ch)
         else:
             assert y.shape == (1, cell.out_shape.ch, cell.out_shape.res, cell.out_shape.res)
+
+
+def test_supernet_of_a_restricted_space_holds_only_its_ops() -> None:
+    full = small_space("mbv2")
+    space = full.restrict({i: ["k3e6-relu", "k5e3-se-hswish"] for i in range(len(full.slots))})
+    sup = Supernet(space)
+    assert all(set(c.options) == {"k3e6-relu", "k5e3-se-hswish"} for c in sup.choices)
+    arch = space.sample(np.random.default_rng(0))
+    sub = sup.extract(arch).eval()
+    sup.eval()
+    x = torch.randn(2, *sup.net.input_shape)
+    with torch.no_grad():
+        torch.testing.assert_close(sub(x), sup(x), rtol=0, atol=1e-6)
+    with pytest.raises(ArchError, match="not allowed"):
+        sup.set_active(Arch(("k7e1-relu",) * len(full.slots)))

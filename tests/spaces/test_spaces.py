@@ -179,3 +179,8 @@ def test_restrict_keeps_only_the_chosen_ops() -> None:
     assert len(small.cells()) == 2 + 2 * len(shapes)
     with pytest.raises(ArchError, match="leaves no op"):
         space.restrict({0: []})
+    smaller = small.restrict({0: ["k3e6-relu"]})
+    assert smaller.slots[0].choices == ("k3e6-relu",)
+    assert smaller.slots[1].choices == ("k3e6-relu", "k5e3-se-hswish")
+    with pytest.raises(ArchError, match="not allowed"):
+        small.restrict({0: ["k7e1-relu"]})
