@@ -12,10 +12,10 @@ import typer
 from .options import ParamOpt, load_space
 
 # Relative L2 error of an exported file's output against torch's on the same input.
-# fp32 files differ only by operator order and BN folding (1e-9 to 2e-6 seen). int8 files
-# of an untrained net calibrated on random inputs differ by quantisation: 0.4% (mbv2) to
-# 20% (nb201, 15 cells of float adds between int8 ops) seen, so that bound is a sanity one;
-# trained nets are judged on validation accuracy instead.
+# fp32 files differ only by operator order and BN folding (up to 5e-6 seen). int8 files
+# of an untrained net calibrated on random inputs differ by quantisation: 19% (mbv2 at
+# 224, `make demo`) and 20% (nb201) seen, so that bound is a sanity one; trained nets are
+# judged on validation accuracy instead.
 TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4, "openvino": 1e-4, "tflite-int8": 0.35}
 
 
@@ -105,7 +105,9 @@ def build(
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     for fmt, path in files.items():
-        size = sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.exists())
+        # OpenVINO IR keeps its weights in a .bin beside the .xml.
+        parts = [path, path.with_suffix(".bin")] if fmt == "openvino" else [path]
+        size = sum(p.stat().st_size for p in parts)
         entry: dict[str, object] = {"path": path.name, "bytes": size}
         if check:
             y = run_exported(path, x, threads=threads)

@@ -127,6 +127,10 @@ def test_build_mbv2_to_onnx_and_tflite_runs_within_tolerance(
         assert files[fmt]["rel_err"] < 1e-4, fmt
     assert files["tflite-int8"]["rel_err"] < 0.35
     assert files["tflite-int8"]["bytes"] < 0.5 * files["tflite"]["bytes"]
+    for fmt, name in (("onnx", "model.onnx"), ("tflite", "model.tflite")):
+        assert files[fmt]["bytes"] == (tmp_path / name).stat().st_size
+    ir = (tmp_path / "model.xml").stat().st_size + (tmp_path / "model.bin").stat().st_size
+    assert files["openvino"]["bytes"] == ir
     assert all((tmp_path / f["path"]).exists() for f in files.values())
 
 
