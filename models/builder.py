@@ -70,11 +70,16 @@ def register_family(name: str, cell_spec: Callable[[Space, Cell], BlockSpec]
     return wrap
 
 
+def _require_family(space: Space) -> None:
+    # Checked before calling into a family, so a KeyError raised inside a layout is not
+    # mistaken for a missing builder.
+    if space.name not in _LAYOUTS:
+        raise ValueError(f"no network builder for space {space.name!r}")
+
+
 def layout(space: Space, pick: Pick) -> Net:
-    try:
-        return _LAYOUTS[space.name](space, pick)
-    except KeyError:
-        raise ValueError(f"no network builder for space {space.name!r}") from None
+    _require_family(space)
+    return _LAYOUTS[space.name](space, pick)
 
 
 def build(space: Space, arch: Arch) -> Net:
@@ -93,10 +98,8 @@ def build(space: Space, arch: Arch) -> Net:
 
 def cell_spec(space: Space, cell: Cell) -> BlockSpec:
     """The block spec of one LUT cell of `space`."""
-    try:
-        return _CELL_SPECS[space.name](space, cell)
-    except KeyError:
-        raise ValueError(f"no network builder for space {space.name!r}") from None
+    _require_family(space)
+    return _CELL_SPECS[space.name](space, cell)
 
 
 def build_cell(space: Space, cell: Cell) -> nn.Module:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from profilers.kit import KitEntry, KitManifest, write_kit
-from spaces import Space
+from spaces import Arch, Cell, Space
 
 from .builder import build, build_cell
 from .export import export_openvino, export_tflite, export_tflite_int8
@@ -54,6 +54,17 @@ def export_kit_file(module: nn.Module, example: torch.Tensor, path: Path, fmt: s
         export_openvino(module, example, path)
     else:
         torch.export.save(torch.export.export(module, (example,)), str(path))
+
+
+def _kit_models(space: Space, cells: list[Cell], archs: list[Arch]
+                ) -> Iterator[tuple[str, str, nn.Module, tuple[int, ...], str | None]]:
+    """(key, kind, module, input shape, arch string) per kit file, each built when reached,
+    so a kit of 400 cells never holds 400 modules (and whole nets) at once."""
+    for cell in cells:
+        yield cell.key, cell.kind, build_cell(space, cell), cell.in_shape.nchw(), None
+    for i, arch in enumerate(archs):
+        net = build(space, arch).eval()
+        yield f"arch-{i}", "arch", net, (1, *net.input_shape), space.encode(arch)
 
 
 def make_kit(space: Space, fmt: str, out: str | Path, *, archs: int = 5, seed: int = 0,
@@ -83,18 +94,14 @@ def make_kit(space: Space, fmt: str, out: str | Path, *, archs: int = 5, seed: i
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     sampled = list(dict.fromkeys(space.sample(rng) for _ in range(archs)))
-    jobs: list[tuple[str, str, nn.Module, tuple[int, ...], str | None]] = [
-        (cell.key, cell.kind, build_cell(space, cell), cell.in_shape.nchw(), None)
-        for cell in space.cells()
-    ]
-    for i, arch in enumerate(sampled):
-        net = build(space, arch).eval()
-        jobs.append((f"arch-{i}", "arch", net, (1, *net.input_shape), space.encode(arch)))
+    cells = space.cells()
+    total = len(cells) + len(sampled)
     suffix = SUFFIXES[fmt]
     entries: list[KitEntry] = []
     files: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="hwnas-kit-") as tmp:
-        for done, (key, kind, module, shape, arch_text) in enumerate(jobs, start=1):
+        for done, (key, kind, module, shape, arch_text) in enumerate(
+                _kit_models(space, cells, sampled), start=1):
             name = f"{'archs' if kind == 'arch' else 'cells'}/{key}{suffix}"
             local = Path(tmp) / name
             local.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +113,7 @@ def make_kit(space: Space, fmt: str, out: str | Path, *, archs: int = 5, seed: i
             entries.append(KitEntry(key=key, kind=kind, file=name, input_shape=list(shape),
                                     arch=arch_text))
             if progress is not None:
-                progress(done, len(jobs), key)
+                progress(done, total, key)
         manifest = KitManifest(space=space.name, params=space.params, format=fmt,
                                precision=precision, created_at=datetime.now(UTC),
                                entries=entries)
