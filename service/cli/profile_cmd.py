@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from .options import ParamOpt, load_space
+from profilers.device import KIT_FORMAT
 
-# The kit format each backend reads. OpenVINO reads ONNX itself, and ONNX cells export
-# ~10x faster than IR ones.
-KIT_FORMAT = {"onnxruntime": "onnx", "openvino": "onnx", "tflite": "tflite", "torch": "pt2"}
+from .options import ParamOpt, load_space
 
 
 def profile(
