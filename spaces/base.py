@@ -257,6 +257,18 @@ class Space(ABC):
                     out.append(Arch((*arch.ops[:i], op, *arch.ops[i + 1 :])))
         return out
 
+    def op_factors(self, slot: int) -> tuple[dict[str, str], ...] | None:
+        """How each choice of slot `slot` factors into sub-choices, or None if it does not.
+
+        One dict per choice, in choice order, mapping a factor name to its value (e.g.
+        `{"block": "mbconv", "kernel": "5", ...}`; a skip has only `{"block": "skip"}`).
+        Distinct choices have distinct dicts. FP-NAS's coarse-to-fine strategy reads it to
+        build its factorised distribution; the default is no factorisation.
+        """
+        if not 0 <= slot < len(self.slots):
+            raise ArchError(f"{self.name}: no slot {slot}")
+        return None
+
     def restrict(self, choices: dict[int, Iterable[str]]) -> Space:
         """A copy of this space whose slots `i` allow only `choices[i]` (order kept).
 
@@ -306,6 +318,13 @@ class RestrictedSpace(Space):
 
     def slot_cells(self, slot: int, op: str) -> list[Cell]:
         return self.parent.slot_cells(slot, op)
+
+    def op_factors(self, slot: int) -> tuple[dict[str, str], ...] | None:
+        full = self.parent.op_factors(slot)
+        if full is None:
+            return None
+        parent_choices = self.parent.slots[slot].choices
+        return tuple(full[parent_choices.index(op)] for op in self.slots[slot].choices)
 
     def default(self) -> Arch:
         ops = [op if op in slot.choices else slot.choices[0]

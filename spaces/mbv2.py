@@ -152,6 +152,19 @@ class MBV2Space(Space):
         """MobileNetV2's own choice in every slot: k3, expansion 6, no SE, ReLU."""
         return Arch(tuple(mbconv_op(3, 6, False, "relu") for _ in self.slots))
 
+    def op_factors(self, slot: int) -> tuple[dict[str, str], ...] | None:
+        """Each MBConv choice as block, kernel, expansion, SE and activation; skip as a block."""
+        super().op_factors(slot)
+        out = []
+        for op in self.slots[slot].choices:
+            if op == SKIP:
+                out.append({"block": SKIP})
+                continue
+            k, e, se, act = parse_op(op)
+            out.append({"block": "mbconv", "kernel": str(k), "expand": str(e),
+                        "se": "on" if se else "off", "act": act})
+        return tuple(out)
+
     def fixed_cells(self) -> list[Cell]:
         shape = self.input_shape
         stem = Cell(
