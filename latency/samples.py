@@ -11,7 +11,6 @@ cannot hold fails here with the row named; latencies must be finite and > 0.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,20 +83,38 @@ def _decode(space: Space, text: str, where: str) -> Arch:
         raise ArchError(f"{where}: {exc}") from None
 
 
+def _csv_rows(text: str) -> list[tuple[int, str, str]]:
+    """(line number, arch, latency) per data line; the latency is the last field.
+
+    mbv2 arch strings hold commas, so a line splits at its last comma; a quoted arch
+    (``"k3e6-relu,...",12.5``, as the csv module writes it) is read too.
+    """
+    rows = []
+    for number, line in enumerate(text.splitlines()[1:], start=2):
+        if not line.strip():
+            continue
+        if line.startswith('"'):
+            fields = next(csv.reader([line]))
+            arch, value = ",".join(fields[:-1]), fields[-1] if len(fields) > 1 else ""
+        else:
+            arch, _, value = line.rpartition(",")
+        rows.append((number, arch.strip(), value.strip()))
+    return rows
+
+
 def _from_csv(path: Path, space_ref: SpaceRef) -> Samples:
     space = space_ref.build()
-    reader = csv.DictReader(io.StringIO(path.read_text()))
-    if reader.fieldnames is None or not {"arch", "latency_ms"} <= set(reader.fieldnames):
-        raise ValueError(f"{path}: a CSV needs the header 'arch,latency_ms', "
-                         f"got {reader.fieldnames}")
+    text = path.read_text()
+    header = text.splitlines()[0].strip().replace(" ", "") if text.strip() else ""
+    if header != "arch,latency_ms":
+        raise ValueError(f"{path}: a CSV needs the header 'arch,latency_ms', got {header!r}")
     archs, times = [], []
-    for line, row in enumerate(reader, start=2):
-        archs.append(_decode(space, row["arch"] or "", f"{path} line {line}"))
+    for line, arch, raw in _csv_rows(text):
+        archs.append(_decode(space, arch, f"{path} line {line}"))
         try:
-            value = float(row["latency_ms"] or "")
+            value = float(raw)
         except ValueError:
-            raise ValueError(f"{path} line {line}: latency_ms {row['latency_ms']!r} "
-                             "is not a number") from None
+            raise ValueError(f"{path} line {line}: latency_ms {raw!r} is not a number") from None
         if not np.isfinite(value) or value <= 0:
             raise ValueError(f"{path} line {line}: latency_ms must be finite and > 0, "
                              f"got {value}")
