@@ -57,7 +57,7 @@ def test_fit_from_csv_alone_and_transfer(sim_dir: Path, tmp_path: Path,
 def test_fit_from_a_real_profile(nb201_profile: Profile, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     """The kit beside measurements.json names the measured whole archs."""
-    code, out, err = run(capsys, "predictor", "fit", "-m", str(nb201_profile.measurements),
+    code, _out, err = run(capsys, "predictor", "fit", "-m", str(nb201_profile.measurements),
                          "--kind", "fox", "-o", str(tmp_path / "f.json"))
     assert code == 0, err
     assert json.loads((tmp_path / "f.json").read_text())["e2e_samples"] == 16
@@ -80,15 +80,15 @@ def _bad_inputs(sim_dir: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
     m = ["-m", str(sim_dir / "measurements.json")]
     train = str(sim_dir / "train.json")
     return {
-        "other backend": (fit + ["-m", str(other), "--e2e", train], "backend 'onnxruntime'"),
-        "other space": (fit + ["-m", str(small), "--e2e", train], "space parameters"),
+        "other backend": ([*fit, "-m", str(other), "--e2e", train], "backend 'onnxruntime'"),
+        "other space": ([*fit, "-m", str(small), "--e2e", train], "space parameters"),
         "nan": (fit + m + ["--e2e", str(nan)], "finite and > 0"),
         "negative": (fit + m + ["--e2e", str(neg)], "finite number > 0"),
         "bad arch": (fit + m + ["--e2e", str(badarch)], "line 2"),
-        "missing file": (fit + ["-m", str(tmp / "none.json")], "no such file"),
+        "missing file": ([*fit, "-m", str(tmp / "none.json")], "no such file"),
         "unknown kind": (fit + m + ["--kind", "magic"], "unknown predictor kind"),
         "no e2e": (fit + m + ["--kind", "fox"], "at least 3"),
-        "csv without space": (fit + ["--e2e", str(sim_dir / "train.csv")], "space"),
+        "csv without space": ([*fit, "--e2e", str(sim_dir / "train.csv")], "space"),
         "predict bad arch": (["predict", str(tmp / "lut.json"), "k3e6-relu"], "21 slots"),
         "eval missing": (["predictor", "eval", str(tmp / "lut.json"), "--e2e",
                           str(tmp / "x.csv")], "no such file"),
