@@ -6,6 +6,11 @@ candidate ops with their own weights (`Choice`), shared by every architecture th
 them; `set_active(arch)` selects one path, and `extract(arch)` returns the standalone
 network with the chosen ops' weights copied, whose outputs equal the supernet's on that
 path.
+
+For BN-NAS (Chen et al., "BN-NAS: Neural Architecture Search with Batch Normalization",
+ICCV 2021), `op_bns()` names each candidate op's last BN layer, the one whose |gamma|
+is its indicator (the BN after the final pointwise conv of an MBConv); ops without a BN
+(skip, pooling) have none.
 """
 
 from __future__ import annotations
@@ -76,6 +81,16 @@ class Supernet(nn.Module):
         """Parameters used by the active path (what one SPOS step updates)."""
         return list(self._active_state(self.net, "", params_only=True).values())
 
+    def op_bns(self) -> dict[tuple[int, str], nn.BatchNorm2d]:
+        """(slot, op) -> that candidate op's last BN layer, for every op that has one."""
+        out: dict[tuple[int, str], nn.BatchNorm2d] = {}
+        for choice in self.choices:
+            for op, module in choice.options.items():
+                bn = last_bn(module)
+                if bn is not None:
+                    out[(choice.slot, op)] = bn
+        return out
+
     def extract(self, arch: Arch) -> Net:
         """The standalone net of `arch` with this supernet's weights and BN statistics.
 
@@ -102,3 +117,12 @@ class Supernet(nn.Module):
         for name, child in module.named_children():
             out.update(cls._active_state(child, f"{prefix}{name}.", params_only=params_only))
         return out
+
+
+def last_bn(module: nn.Module) -> nn.BatchNorm2d | None:
+    """The last `BatchNorm2d` of `module` in definition order, or None if it has none."""
+    found = None
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            found = m
+    return found

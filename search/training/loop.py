@@ -1,0 +1,90 @@
+"""Plain supervised training and evaluation of one network, and the pieces shared with
+the supernet loop: thread control, feature extraction, accuracy.
+
+The fixed short schedule of the proxy-quality harness's ground truth is `train_net`:
+SGD with Nesterov momentum, cosine learning rate over a given number of steps, batches
+drawn at random (with a seeded generator) from the train split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search.data import Dataset
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with `torch.set_num_threads(threads)` (None: leave as is)."""
+    if threads is None:
+        yield
+        return
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def random_batch(data: Dataset, batch_size: int, rng: np.random.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`batch_size` distinct train images drawn with `rng` (all of them if fewer)."""
+    n = len(data.y_train)
+    idx = torch.from_numpy(rng.choice(n, size=min(batch_size, n), replace=False))
+    return data.x_train[idx], data.y_train[idx]
+
+
+def features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The pooled features a `models.Net` (or a supernet's net) feeds its classifier."""
+    x = net.layers(net.stem(x))
+    for module in list(net.head)[:-1]:
+        x = module(x)
+    return x
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, data: Dataset, *, batch_size: int = 256) -> float:
+    """Top-1 accuracy on the val split, in eval mode (train/eval mode restored)."""
+    was = net.training
+    net.eval()
+    correct = 0
+    try:
+        for x, y in data.val_batches(batch_size):
+            correct += int((net(x).argmax(1) == y).sum())
+    finally:
+        net.train(was)
+    return correct / len(data.y_val)
+
+
+def train_net(net: nn.Module, data: Dataset, *, steps: int, batch_size: int = 64,
+              lr: float = 0.1, weight_decay: float = 5e-4, seed: int = 0) -> float:
+    """Train `net` for `steps` SGD steps (cosine LR) and return its val accuracy.
+
+    The batches depend only on `seed`, so two nets trained with the same seed see the same
+    images in the same order.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True,
+                          weight_decay=weight_decay)
+    net.train()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / steps))
+        x, y = random_batch(data, batch_size, rng)
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return evaluate(net, data)
