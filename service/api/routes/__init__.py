@@ -1,0 +1,1 @@
+"""One module per resource: health, devices (and kits), measurements, predictors, searches."""

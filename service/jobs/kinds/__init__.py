@@ -1,0 +1,1 @@
+"""The built-in job kinds: kit, profile, predictor, search (one module each)."""
