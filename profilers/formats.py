@@ -126,6 +126,10 @@ class Measurement(BaseModel):
         cv: Robust coefficient of variation: ``(p75 - p25) / 1.349 / median`` (the IQR
             scaled to a normal sigma, over the median); 0.05 means a 5% spread.
         runs: Timed runs behind the statistics (warm-up runs excluded).
+        reference_ms: Median of the reference cell's medians taken while this entry's
+            chunk was measured: the machine's speed at the time. Dividing by it (times
+            the run's overall reference median) removes drift between chunks; None in
+            files written before it was recorded.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -143,6 +147,7 @@ class Measurement(BaseModel):
     mean_ms: float = Field(ge=0)
     cv: float = Field(ge=0)
     runs: int = Field(ge=1)
+    reference_ms: float | None = Field(default=None, gt=0)
     host: HostInfo
     timestamp: datetime
 
@@ -279,6 +284,18 @@ class MeasurementsFile(BaseModel):
     def keys(self) -> set[str]:
         """Keys already measured."""
         return {m.key for m in (*self.cells, *self.archs)}
+
+    def drift_corrected_ms(self, measurement: Measurement) -> float:
+        """``measurement``'s median at the run's typical machine speed.
+
+        The median is scaled by the run's overall reference median over the reference
+        level of its own chunk, so entries measured while the machine was slow or fast
+        compare like for like. Without a recorded level, the raw median.
+        """
+        if measurement.reference_ms is None or not self.reference:
+            return measurement.median_ms
+        overall = sorted(self.reference)[len(self.reference) // 2]
+        return measurement.median_ms * overall / measurement.reference_ms
 
 
 def load_measurements(path: str | Path) -> MeasurementsFile:

@@ -20,8 +20,12 @@ where the median of one model measured in two separate blocks can differ by 30%:
 - **Robust spread.** ``cv = (p75 - p25) / 1.349 / median``: the interquartile range
   scaled to a normal sigma, so a few outliers (an interrupt, a page fault) neither move
   the median nor inflate the spread. ``mean_ms`` is the plain mean and does show them.
-- **Re-measuring.** A model whose CV exceeds ``max_cv`` gets up to ``remeasure_passes``
-  further interleaved passes over the noisy models; the new samples join the pool.
+- **Re-measuring.** A model whose *drift-corrected* CV exceeds ``max_cv`` gets up to
+  ``remeasure_passes`` further interleaved passes over the noisy models; the new samples
+  join the pool. The decision divides each sample by the reference level of its round
+  (the mean of the reference medians before and after it), so a machine that slows down
+  for a few rounds does not flag every model it was timing; without a reference, the
+  raw CV decides. The reported statistics stay raw.
 - **Noise floor.** A :class:`ReferenceProbe` (one reference cell) is timed before the
   first round and after every round; its medians, kept through the whole run, show how
   much the machine itself drifts.
@@ -250,25 +254,37 @@ def measure_many(
         return {}
     prepared = {key: runners[key].prepare(runners[key].example_input(seed)) for key in keys}
     samples: dict[str, list[float]] = {key: [] for key in keys}
+    levels: dict[str, list[float]] = {key: [] for key in keys}
     passes = dict.fromkeys(keys, 0)
     clock = _Clock(total=len(keys) * (1 + settings.rounds), progress=progress)
     with _gc_paused():
         for key in keys:
             _warm_up(runners[key], prepared[key], runs=settings.warmup_runs, ms=settings.warmup_ms)
             clock.step("warm-up", key)
-        _rounds(runners, prepared, samples, keys, settings, clock, reference, "round")
+        _rounds(runners, prepared, samples, levels, keys, settings, clock, reference, "round")
         stats = {key: compute_stats(samples[key]) for key in keys}
         for number in range(1, settings.remeasure_passes + 1):
-            noisy = [key for key in keys if stats[key].cv > settings.max_cv]
+            noisy = [key for key in keys if _drift_free_cv(samples[key], levels[key])
+                     > settings.max_cv]
             if not noisy:
                 break
             clock.total += len(noisy) * settings.rounds
             phase = "re-measure" if settings.remeasure_passes == 1 else f"re-measure {number}"
-            _rounds(runners, prepared, samples, noisy, settings, clock, reference, phase)
+            _rounds(runners, prepared, samples, levels, noisy, settings, clock, reference, phase)
             for key in noisy:
                 passes[key] += 1
                 stats[key] = compute_stats(samples[key], remeasured=passes[key])
     return stats
+
+
+def _drift_free_cv(samples: Sequence[float], levels: Sequence[float]) -> float:
+    """The robust CV of ``samples`` each divided by its round's reference level.
+
+    ``levels`` is empty when no reference was timed: the raw CV is all there is.
+    """
+    if not levels:
+        return compute_stats(samples).cv
+    return compute_stats(np.asarray(samples) / np.asarray(levels)).cv
 
 
 @dataclass
@@ -291,33 +307,43 @@ def _rounds(
     runners: Mapping[str, Runner],
     prepared: Mapping[str, object],
     samples: dict[str, list[float]],
+    levels: dict[str, list[float]],
     keys: Sequence[str],
     settings: ProtocolSettings,
     clock: _Clock,
     reference: ReferenceProbe | None,
     phase: str,
 ) -> None:
-    """``settings.rounds`` rounds over ``keys``, adding up to ``settings.runs`` samples each."""
+    """``settings.rounds`` rounds over ``keys``, adding up to ``settings.runs`` samples each.
+
+    With a reference, each new sample's round level (mean of the reference medians taken
+    just before and just after its round) is appended to ``levels``.
+    """
     per_round = math.ceil(settings.runs / settings.rounds)
     min_per_round = math.ceil(settings.min_runs / settings.rounds)
     budget = settings.budget_ms / settings.rounds if settings.budget_ms is not None else None
     goal = {key: len(samples[key]) + settings.runs for key in keys}
-    if reference is not None:
-        reference.sample(settings.reference_runs)
+    before = reference.sample(settings.reference_runs) if reference is not None else 0.0
     for number in range(settings.rounds):
         shift = number % len(keys)
+        taken: dict[str, int] = {}
         for key in [*keys[shift:], *keys[:shift]]:
             left = goal[key] - len(samples[key])
             if left > 0:
                 runner, inputs = runners[key], prepared[key]
                 _warm_up(runner, inputs, runs=settings.round_warmup_runs, ms=0.0)
-                samples[key] += _timed(
+                new = _timed(
                     runner,
                     inputs,
                     max_runs=min(per_round, left),
                     min_runs=min(min_per_round, left),
                     budget_ms=budget,
                 )
+                samples[key] += new
+                taken[key] = len(new)
             clock.step(f"{phase} {number + 1}/{settings.rounds}", key)
         if reference is not None:
-            reference.sample(settings.reference_runs)
+            after = reference.sample(settings.reference_runs)
+            for key, count in taken.items():
+                levels[key] += [(before + after) / 2] * count
+            before = after

@@ -149,6 +149,21 @@ def test_noisy_models_are_remeasured_and_pooled() -> None:
     assert (stats["noisy"].runs, stats["noisy"].remeasured) == (30, 2)  # stays noisy: 2 passes
 
 
+@pytest.mark.parametrize("with_reference", [True, False])
+def test_machine_drift_alone_does_not_trigger_remeasuring(with_reference: bool) -> None:
+    # The whole machine runs twice as slow from the third round on: the model's raw
+    # samples spread (robust CV ~0.5), but divided by the reference level of their round
+    # they are steady, so only a run without a reference re-measures.
+    # Timed calls, reference included: 3 (ref) + 5 (a) + 3 + 5 + 3 | 5 + 3 + 5 + 3.
+    machine = Machine(slow=range(19 if with_reference else 10, 10**6), factor=2.0)
+    reference = ReferenceProbe(FakeRunner("ref", [0.5], machine)) if with_reference else None
+    settings = ProtocolSettings(runs=20, min_runs=4, rounds=4, max_cv=0.1, reference_runs=3,
+                                remeasure_passes=1, **QUICK)
+    stats = measure_many({"a": FakeRunner("a", [1.0], machine)}, settings, reference=reference)
+    assert stats["a"].p90_ms == 2 * stats["a"].p10_ms  # the reported spread stays raw
+    assert stats["a"].remeasured == (0 if with_reference else 1)
+
+
 def test_reference_probe_and_progress() -> None:
     reference = ReferenceProbe(FakeRunner("ref", [0.5]))
     seen: list[Progress] = []

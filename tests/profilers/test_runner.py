@@ -53,9 +53,12 @@ def test_measures_a_kit(
     assert [m.key for m in doc.cells] == ["cell-small", "cell-big"]
     assert [m.key for m in doc.archs] == ["arch-0"]
     assert doc.settings.backend == info.name and doc.settings.threads == 1
-    assert doc.reference_key == "cell-small" and len(doc.reference) >= 2
+    # Both cells are far below 2 ms, so the longer one is the reference.
+    assert doc.reference_key == "cell-big" and len(doc.reference) >= 2
     for m in (*doc.cells, *doc.archs):
         assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
+        assert m.reference_ms is not None and min(doc.reference) <= m.reference_ms
+        assert doc.drift_corrected_ms(m) > 0
         assert m.runs >= 10 and m.threads == 1 and m.precision == "fp32"
     assert "measured 2 LUT entries and 1 archs" in err
 
