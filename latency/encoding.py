@@ -1,8 +1,9 @@
 """Archs -> choice indices, fast enough for 100,000 archs at a time.
 
 `Space.to_indices` validates each arch in a Python loop over slots; predictors call this
-instead: the ops are transposed to one tuple per slot in C (``zip(*...)``) and mapped with
-one dict per slot, and an unknown op falls back to `Space.validate` for its message. An
+instead: all ops are flattened and mapped to codes by one dict in C (``np.fromiter`` over
+``map``), then to each slot's choice index by one array gather; an op a slot does not
+allow falls back to `Space.validate` for its message. An
 int array of shape (n, slots) is accepted as is (range-checked), for callers such as
 search strategies that already hold indices.
 """
@@ -10,6 +11,7 @@ search strategies that already hold indices.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -46,14 +48,24 @@ def arch_indices(space: Space, archs: Sequence[Arch | str] | np.ndarray) -> np.n
     if not all(isinstance(a, Arch) and len(a.ops) == len(slots) for a in items):
         for a in items:
             space.validate(a)
-    out = np.empty((len(items), len(slots)), dtype=np.int64)
-    columns = list(zip(*(a.ops for a in items), strict=True))
-    for s, (slot, column) in enumerate(zip(slots, columns, strict=True)):
-        lookup = {op: i for i, op in enumerate(slot.choices)}
-        try:
-            out[:, s] = [lookup[op] for op in column]
-        except KeyError:
-            for a in items:
-                space.validate(a)
-            raise
+    vocab: dict[str, int] = {}
+    for slot in slots:
+        for op in slot.choices:
+            vocab.setdefault(op, len(vocab))
+    # code -> choice index, per slot (-1: the op is not allowed in that slot)
+    choice = np.full((len(slots), len(vocab)), -1, dtype=np.int64)
+    for s, slot in enumerate(slots):
+        for i, op in enumerate(slot.choices):
+            choice[s, vocab[op]] = i
+    flat = chain.from_iterable(a.ops for a in items)
+    try:
+        codes = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64,
+                            count=len(items) * len(slots)).reshape(len(items), len(slots))
+    except KeyError:
+        codes = None
+    out = choice[np.arange(len(slots)), codes] if codes is not None else None
+    if out is None or (out < 0).any():
+        for a in items:
+            space.validate(a)
+        raise ArchError(f"{space.name}: an arch does not fit the space")
     return out

@@ -3,7 +3,7 @@
 A fitted ``GradientBoostingRegressor`` is a constant plus ``learning_rate`` times the sum
 of its trees' leaf values. Each tree is kept as its node arrays (feature, threshold,
 children, value) in JSON, so a predictor file is data, never pickled code, and predicting
-needs numpy only: all rows descend a tree together, one vectorised step per level. The
+needs numpy only: each tree is one `where` per inner node over all rows. The
 fit checks that these arrays reproduce scikit-learn's own predictions.
 """
 
@@ -46,21 +46,22 @@ def fit_boosting(x: np.ndarray, y: np.ndarray, *, seed: int = 0, n_estimators: i
 
 
 def predict_boosting(state: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """Predictions of a :func:`fit_boosting` state for rows ``x`` (n, features)."""
-    x = np.asarray(x, dtype=np.float32).astype(np.float64)  # trees split float32 values
-    rows = np.arange(x.shape[0])
-    total = np.zeros(x.shape[0])
+    """Predictions of a :func:`fit_boosting` state for rows ``x`` (n, features).
+
+    Each tree is evaluated bottom-up over all rows at once: a leaf is its value, an inner
+    node is ``where(x[:, feature] <= threshold, left, right)``, on contiguous columns.
+    """
+    cols = np.asfortranarray(np.asarray(x, dtype=np.float32).astype(np.float64))
+    total = np.zeros(cols.shape[0])
     for tree in state["trees"]:
-        feature = np.asarray(tree["feature"], dtype=np.int64)
-        threshold = np.asarray(tree["threshold"], dtype=np.float64)
-        left = np.asarray(tree["left"], dtype=np.int64)
-        right = np.asarray(tree["right"], dtype=np.int64)
-        node = np.zeros(x.shape[0], dtype=np.int64)
-        while True:
-            inner = left[node] >= 0
-            if not inner.any():
-                break
-            go_left = x[rows, np.where(inner, feature[node], 0)] <= threshold[node]
-            node = np.where(inner, np.where(go_left, left[node], right[node]), node)
-        total += np.asarray(tree["value"], dtype=np.float64)[node]
+        total += _tree_value(tree, 0, cols)
     return state["offset"] + state["learning_rate"] * total
+
+
+def _tree_value(tree: dict[str, list], node: int, cols: np.ndarray) -> np.ndarray | float:
+    left = tree["left"][node]
+    if left < 0:
+        return float(tree["value"][node])
+    go_left = cols[:, tree["feature"][node]] <= np.float64(tree["threshold"][node])
+    return np.where(go_left, _tree_value(tree, left, cols),
+                    _tree_value(tree, tree["right"][node], cols))
