@@ -39,13 +39,13 @@ class Profile:
 
 @pytest.fixture(scope="session")
 def nb201_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
-    """nb201 (small) profiled for real on onnxruntime: 13 cells + 16 whole archs."""
+    """nb201 (small) profiled for real on onnxruntime: 13 cells + 12 whole archs."""
     from models.kit import make_kit
     from profilers import runner
 
     out = tmp_path_factory.mktemp("nb201-profile")
     space = get_space("nb201", **SMALL_PARAMS["nb201"])
-    make_kit(space, "onnx", out / "kit.zip", archs=16, seed=0)
+    make_kit(space, "onnx", out / "kit.zip", archs=12, seed=0)
     code = runner.main(["run", str(out / "kit.zip"), "--backend", "onnxruntime",
                         "--runs", "10", "--rounds", "2", "-o", str(out / "measurements.json"),
                         "--quiet"])

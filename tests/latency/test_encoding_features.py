@@ -40,7 +40,7 @@ def test_flops_match_torch_counter(space_name: str) -> None:
     space = small_space(space_name)
     table = flops_table(space).column("mflops")
     rng = np.random.default_rng(1)
-    for arch in [space.default(), space.sample(rng), space.sample(rng)]:
+    for arch in [space.default(), space.sample(rng)]:
         net = build(space, arch)
         expected = count_flops(net, net.example_input()) / 1e6
         assert table.sum(space.to_indices([arch]))[0, 0] == pytest.approx(expected, rel=1e-9)

@@ -36,6 +36,7 @@ def test_accuracy_numbers() -> None:
         accuracy("x", predicted[:2], measured)
 
 
+@pytest.mark.slow
 def test_real_profile_pipeline(nb201_profile: Profile) -> None:
     doc = load_measurements(nb201_profile.measurements)
     lut = LookupTable.from_measurements(doc)
@@ -52,6 +53,7 @@ def test_real_profile_pipeline(nb201_profile: Profile) -> None:
     assert 0.5 < float(np.median(ratio)) < 2.0
 
 
+@pytest.mark.slow
 def test_manifest_must_match(nb201_profile: Profile, tmp_path: Path) -> None:
     doc = load_measurements(nb201_profile.measurements)
     manifest = read_manifest(nb201_profile.kit).model_copy(update={"space": "other"})
