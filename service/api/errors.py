@@ -60,6 +60,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(NotFoundError, _mapped(404))
     app.add_exception_handler(ConflictError, _mapped(409))
+    app.add_exception_handler(FileNotFoundError, _mapped(404))
     app.add_exception_handler(ArtifactNameError, _mapped(400, "name"))
     app.add_exception_handler(UnknownSpaceError, _mapped(422, "space"))
     app.add_exception_handler(ArchError, _mapped(422))

@@ -15,7 +15,7 @@ import typer
 from profilers.errors import ProfilerError
 from spaces import ArchError, UnknownSpaceError
 
-from . import build_cmd, kit_cmd, predictor_cmd, profile_cmd, spaces_cmd
+from . import build_cmd, kit_cmd, predictor_cmd, profile_cmd, search_cmd, spaces_cmd
 
 app = typer.Typer(
     name="hwnas",
@@ -30,6 +30,7 @@ app.command("kit")(kit_cmd.kit)
 app.command("profile")(profile_cmd.profile)
 app.add_typer(predictor_cmd.app, name="predictor")
 app.command("predict")(predictor_cmd.predict)
+app.command("search")(search_cmd.search)
 
 
 class CLIError(Exception):

@@ -332,14 +332,15 @@ def _device(device: Device) -> DevicePublic:
 
 
 def _set(session: Session, found: MeasurementSet) -> MeasurementSetPublic:
-    counts = dict(session.execute(
-        select(MeasurementRow.kind == "arch", func.count()).where(
-            MeasurementRow.set_id == found.id).group_by(MeasurementRow.kind == "arch")).all())
+    by_kind = dict(session.execute(
+        select(MeasurementRow.kind, func.count()).where(
+            MeasurementRow.set_id == found.id).group_by(MeasurementRow.kind)).all())
+    archs = by_kind.pop("arch", 0)
     kit = found.kit
     return MeasurementSetPublic(
         id=found.id, device_id=found.device_id, space=kit["space"], params=kit["params"],
         format=kit["format"], manifest_sha256=found.kit_sha256, settings=found.settings,
-        host=found.host, cells=counts.get(False, 0), archs=counts.get(True, 0),
+        host=found.host, cells=sum(by_kind.values()), archs=archs,
         complete=found.complete, updated_at=aware(found.updated_at))
 
 

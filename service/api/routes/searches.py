@@ -11,7 +11,7 @@ from service.api.deps import ArtifactsDep, CurrentUser, JobId, StoreDep
 from service.api.routes.devices import parse_space
 from service.jobs.worker import job_dir_name
 from service.schemas import ArtifactPublic, JobPublic, SearchCreate
-from service.store import check_name
+from service.store import NotFoundError, check_name
 
 router = APIRouter(tags=["searches"])
 
@@ -66,7 +66,10 @@ def download_artifact(search_id: JobId, name: ArtifactName, user: CurrentUser,
     """Stream one artifact of the search."""
     store.get(user.id, search_id, kind="search")
     full = f"{job_dir_name(search_id)}/{check_name(name)}"
-    stream = artifacts.open(full)
+    try:
+        stream = artifacts.open(full)
+    except FileNotFoundError:
+        raise NotFoundError(f"search {search_id} has no artifact {name!r}") from None
     suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
     return StreamingResponse(
         stream, media_type=MEDIA.get(suffix, "application/octet-stream"),

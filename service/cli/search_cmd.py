@@ -1,0 +1,125 @@
+"""`hwnas search`: the product's main command, from a device and a budget to model files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from profilers.device import DeviceProfile, load_device
+
+
+def search(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumes if it "
+                                      "holds an interrupted search of the same spec).")],
+    budget_ms: Annotated[list[float], typer.Option(
+        "--budget-ms", help="Latency budget in ms; one per device, in order.")],
+    device: Annotated[list[Path] | None, typer.Option(
+        help="Device profile JSON (repeat for a multi-device search).")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="No device file: this machine's CPU on this runtime (onnxruntime, openvino, "
+             "tflite).")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="Threads of --backend.")] = 1,
+    resolution: Annotated[int, typer.Option(help="Deployed input size of --backend.")] = 224,
+    predictor: Annotated[list[str] | None, typer.Option(
+        help="Fitted predictor JSON per device, in order ('-' profiles this machine).")] = None,
+    space: Annotated[str, typer.Option(help="Search space.")] = "mbv2",
+    width: Annotated[float, typer.Option(help="Width multiplier (mbv2).")] = 1.0,
+    estimator: Annotated[str, typer.Option(help="zico, params, flops, random, bn, "
+                                           "supernet.")] = "zico",
+    checkpoint: Annotated[str | None, typer.Option(help="Supernet checkpoint (bn, "
+                                                   "supernet).")] = None,
+    strategy: Annotated[str, typer.Option(help="random, evolution, annealing, parsec, "
+                                          "fpnas.")] = "evolution",
+    evaluations: Annotated[int, typer.Option(help="Estimator calls in all.")] = 200,
+    stages: Annotated[int, typer.Option(help="2: HURRICANE two-stage; 1: whole space.")] = 2,
+    keep: Annotated[int, typer.Option(help="Ops kept per slot by the hardware tailoring; "
+                                      "0 keeps all.")] = 8,
+    data: Annotated[str | None, typer.Option(help="ImageFolder dir or .npz (default: "
+                                             "bundled digits).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
+    cache: Annotated[Path | None, typer.Option(help="Cache of local profiling runs "
+                                               "(default ~/.cache/hwnas).")] = None,
+) -> None:
+    """Search the most accurate arch under the budget(s) and export it to OUT."""
+    devices = _devices(device, backend, threads, resolution)
+    if len(budget_ms) != len(devices):
+        raise ValueError(f"--budget-ms: give one budget per device ({len(devices)}), "
+                         f"got {len(budget_ms)}")
+    predictors = list(predictor or [])
+    if predictors and len(predictors) != len(devices):
+        raise ValueError(f"--predictor: give one per device ({len(devices)}) or none, "
+                         f"got {len(predictors)}")
+    from pydantic import ValidationError
+
+    from search.api import SearchSpec, TargetSpec, run_search
+    from search.driver import SearchCancelled
+
+    try:
+        spec = SearchSpec(
+            space=space, width=width, estimator=estimator, checkpoint=checkpoint,
+            strategy=strategy, evaluations=evaluations, stages=stages,
+            tailor_keep=keep or None, data=data, seed=seed,
+            cache_dir=str(cache) if cache else None,
+            targets=[TargetSpec(device=d, budget_ms=b,
+                                predictor=None if not predictors or predictors[i] == "-"
+                                else predictors[i])
+                     for i, (d, b) in enumerate(zip(devices, budget_ms, strict=True))])
+    except ValidationError as err:
+        from profilers.schema import describe_validation_error
+
+        raise ValueError(describe_validation_error(err)) from None
+    _check_names(spec)
+    with typer.progressbar(length=1000, label="search", show_pos=False) as bar:
+        state = {"done": 0}
+
+        def progress(fraction: float, message: str) -> None:
+            step = int(1000 * min(max(fraction, 0.0), 1.0)) - state["done"]
+            bar.label = f"search: {message[:60]:60s}"
+            if step > 0:
+                bar.update(step)
+                state["done"] += step
+
+        try:
+            result = run_search(spec, out, progress=progress)
+        except (KeyboardInterrupt, SearchCancelled):
+            typer.echo(f"\ninterrupted; the state is in {out}: run the same command to "
+                       "resume", err=True)
+            raise typer.Exit(130) from None
+    for t in result.targets:
+        ms = t.measured.get("median_ms")
+        typer.echo(f"{t.device}: predicted {t.predicted_ms:.2f} ms, "
+                   + (f"measured {ms:.2f} ms ({t.error_vs_predicted:+.1%})" if ms else
+                      f"not measured here ({t.measured.get('reason')})")
+                   + f", budget {t.budget_ms:g} ms")
+    typer.echo(f"best {result.arch}\nscore {result.score:.4g}  params {result.num_params:,}  "
+               f"FLOPs {result.flops:,}\n-> {out}/report.json, {out}/report.md, "
+               + ", ".join(f["file"] for f in result.files.values()))
+
+
+def _devices(paths: list[Path] | None, backend: str | None, threads: int,
+             resolution: int) -> list[DeviceProfile]:
+    if paths and backend:
+        raise ValueError("--device and --backend: give one or the other")
+    if paths:
+        return [load_device(p) for p in paths]
+    name = backend or "onnxruntime"
+    if name not in ("onnxruntime", "openvino", "tflite", "torch"):
+        raise ValueError(f"--backend: unknown backend {name!r} "
+                         "(known: onnxruntime, openvino, tflite, torch)")
+    return [DeviceProfile(name=f"local-{name}", backend=name, threads=threads,
+                          resolution=resolution, hardware="this machine")]
+
+
+def _check_names(spec: object) -> None:
+    """Unknown strategy or estimator names fail before any profiling starts."""
+    from search.estimators import list_estimators
+    from search.strategies import list_strategies
+
+    if spec.strategy not in list_strategies():
+        raise ValueError(f"--strategy: unknown strategy {spec.strategy!r} "
+                         f"(known: {', '.join(list_strategies())})")
+    if spec.estimator not in list_estimators():
+        raise ValueError(f"--estimator: unknown estimator {spec.estimator!r} "
+                         f"(known: {', '.join(list_estimators())})")
