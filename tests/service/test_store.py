@@ -77,7 +77,7 @@ def test_measurements_must_match_the_device(store: Store, measured: dict[str, An
     owner = store.create_user("alice").id
     device = store.create_device(owner, DEVICE.model_copy(update={"threads": 4}))
     doc = MeasurementsFile.model_validate(measured["doc"])
-    with pytest.raises(ConflictError, match="settings.threads"):
+    with pytest.raises(ConflictError, match=r"settings\.threads"):
         store.add_measurements(owner, device.id, doc)
 
 
