@@ -15,7 +15,16 @@ import typer
 from profilers.errors import ProfilerError
 from spaces import ArchError, UnknownSpaceError
 
-from . import build_cmd, kit_cmd, predictor_cmd, profile_cmd, search_cmd, spaces_cmd
+from . import (
+    admin_cmd,
+    build_cmd,
+    kit_cmd,
+    predictor_cmd,
+    profile_cmd,
+    search_cmd,
+    serve_cmd,
+    spaces_cmd,
+)
 
 app = typer.Typer(
     name="hwnas",
@@ -31,6 +40,8 @@ app.command("profile")(profile_cmd.profile)
 app.add_typer(predictor_cmd.app, name="predictor")
 app.command("predict")(predictor_cmd.predict)
 app.command("search")(search_cmd.search)
+app.command("serve")(serve_cmd.serve)
+app.add_typer(admin_cmd.app, name="admin")
 
 
 class CLIError(Exception):

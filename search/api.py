@@ -1,0 +1,228 @@
+"""One search job end to end: the spec, the run, the report (what the CLI and service call).
+
+`run_search(spec, out_dir)`:
+
+1. builds the deployment space (the device's resolution, the data's classes) and the
+   estimation space (small resolution for the data), which share arch strings;
+2. loads each target's latency predictor, or profiles this machine for it
+   (`search.local`), and checks that the budgets are reachable;
+3. tailors the space to the devices (HURRICANE's generator, `search.tailor`);
+4. runs the two-stage search (or one stage) with the chosen strategy and estimator,
+   checkpointing to `out_dir/search_state.json` so a second call resumes;
+5. exports the winner (`search.deliver`), times each device's file where it runs here,
+   and writes `report.json` (`SearchReport`) and `report.md`.
+
+The winner's weights are not trained here (issue 8 adds training): the exported files
+are for latency and deployment checks, and the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from profilers.device import DeviceProfile
+from spaces import get_space
+
+from .constraints import LatencyBudget, Target
+from .driver import SearchCancelled, SearchConfig, one_stage, two_stage
+from .report import SearchReport, write_reports
+
+SPEC_VERSION = 1
+Progress = Callable[[float, str], None]
+DEFAULT_CACHE = Path.home() / ".cache" / "hwnas"
+
+
+class TargetSpec(BaseModel):
+    """One device of a search and its budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: DeviceProfile
+    budget_ms: float = Field(gt=0, allow_inf_nan=False)
+    predictor: str | None = Field(
+        default=None, description="A fitted latency predictor JSON; None profiles this "
+        "machine with the device's settings (cached).")
+
+
+class SearchSpec(BaseModel):
+    """Everything a search needs; versioned, so a job stored today replays tomorrow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SPEC_VERSION
+    space: str = "mbv2"
+    width: float = Field(default=1.0, ge=0.1, le=4.0)
+    targets: list[TargetSpec] = Field(min_length=1, max_length=8)
+    estimator: str = "zico"
+    checkpoint: str | None = Field(default=None,
+                                   description="Supernet checkpoint for bn/supernet.")
+    strategy: str = "evolution"
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+    evaluations: int = Field(default=200, ge=4, le=100_000)
+    batch: int = Field(default=16, ge=1, le=1024)
+    stages: Literal[1, 2] = 2
+    split: int | None = Field(default=None, ge=1)
+    tailor_keep: int | None = Field(default=8, ge=2,
+                                    description="Ops kept per slot; None: no tailoring.")
+    data: str | None = None
+    estimation_resolution: int = Field(default=32, ge=8, le=512)
+    formats: list[Literal["onnx", "tflite", "tflite-int8", "openvino"]] = Field(
+        default_factory=lambda: ["onnx", "tflite", "tflite-int8"])
+    seed: int = 0
+    cache_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _targets(self) -> SearchSpec:
+        names = [t.device.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"targets: device names must be unique, got {names}")
+        resolutions = {t.device.resolution for t in self.targets}
+        if len(resolutions) > 1:
+            raise ValueError("targets: all devices of one search must take one input "
+                             f"resolution, got {sorted(resolutions)}")
+        return self
+
+
+def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = None,
+               should_stop: Callable[[], bool] | None = None) -> SearchReport:
+    """Run (or resume) the search `spec` describes, writing everything into `out_dir`.
+
+    Raises:
+        SearchCancelled: `should_stop` returned True; calling again resumes.
+        UnreachableBudgetError: A budget below the fastest arch (its latency named).
+        ValueError: A bad spec part (unknown strategy or estimator, data, predictor).
+    """
+    report = progress or (lambda fraction, message: None)
+    stop = should_stop or (lambda: False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
+    started = time.monotonic()
+    data = _dataset(spec)
+    deploy = get_space(spec.space, **_space_params(spec, spec.targets[0].device.resolution,
+                                                   data.classes))
+    estimate = get_space(spec.space, **_space_params(spec, spec.estimation_resolution,
+                                                     data.classes))
+    budget = _budget(spec, deploy, report, stop)
+    if stop():
+        raise SearchCancelled("search cancelled before it started")
+    estimator = _estimator(spec, estimate, data)
+    from .tailor import tailor
+
+    space, tailoring = estimate, None
+    if spec.tailor_keep is not None:
+        report(0.05, "tailoring the space to the devices")
+        tailoring = tailor(estimate, estimator, budget, keep=spec.tailor_keep)
+        space = tailoring.space
+    config = SearchConfig(strategy=spec.strategy, evaluations=spec.evaluations,
+                          batch=spec.batch, split=spec.split, seed=spec.seed,
+                          strategy_options=spec.strategy_options)
+    run = two_stage if spec.stages == 2 else one_stage
+
+    def search_progress(fraction: float, message: str) -> None:
+        report(0.1 + 0.75 * fraction, message)
+
+    outcome = run(space, estimator, budget, config, progress=search_progress,
+                  should_stop=stop, checkpoint=out_dir / "search_state.json")
+    report(0.86, f"exporting {deploy.encode(outcome.best)}")
+    from .deliver import export_winner, measure_exported
+
+    formats = list(dict.fromkeys(spec.formats + (
+        ["openvino"] if any(t.device.backend == "openvino" for t in spec.targets)
+        and "openvino" in spec.formats else [])))
+    calibration = _calibration(data, deploy.params["resolution"], spec.seed)
+    files = export_winner(deploy, outcome.best, out_dir, formats=formats,
+                          calibration=calibration, seed=spec.seed)
+    report(0.95, "timing the exported files")
+    measured = measure_exported(out_dir, [t.device for t in spec.targets])
+    result = SearchReport.build(spec=spec, deploy=deploy, outcome=outcome, budget=budget,
+                                files=files, measured=measured, tailoring=tailoring,
+                                estimator=estimator.describe(), data=data.describe(),
+                                seconds=time.monotonic() - started)
+    write_reports(out_dir, result)
+    report(1.0, "done")
+    return result
+
+
+def _space_params(spec: SearchSpec, resolution: int, classes: int) -> dict[str, object]:
+    params: dict[str, object] = {"resolution": resolution, "classes": classes}
+    if spec.space == "mbv2":
+        params["width"] = spec.width
+    return params
+
+
+def _dataset(spec: SearchSpec) -> Any:
+    from .data import load_dataset
+
+    return load_dataset(spec.data, resolution=spec.estimation_resolution, seed=spec.seed)
+
+
+def _budget(spec: SearchSpec, deploy: Any, report: Progress,
+            stop: Callable[[], bool]) -> LatencyBudget:
+    from latency import load_predictor
+
+    from .local import local_predictor
+
+    targets = []
+    cache = Path(spec.cache_dir) if spec.cache_dir else DEFAULT_CACHE
+    for number, t in enumerate(spec.targets):
+        if stop():
+            raise SearchCancelled("search cancelled while preparing predictors")
+        if t.predictor is not None:
+            predictor = load_predictor(t.predictor)
+            if predictor.space.params != deploy.params or predictor.space.name != deploy.name:
+                raise ValueError(
+                    f"targets[{number}].predictor: fitted for {predictor.space!r}, the search "
+                    f"deploys {deploy!r} (device resolution, data classes and width must match)")
+        else:
+            def step(fraction: float, message: str, _n: int = number,
+                     _name: str = t.device.name) -> None:
+                report(0.05 * (_n + fraction) / len(spec.targets), f"{_name}: {message}")
+
+            predictor = local_predictor(deploy, t.device, cache, progress=step)
+        targets.append(Target(t.device.name, predictor, t.budget_ms))
+    return LatencyBudget(targets)
+
+
+def _estimator(spec: SearchSpec, space: Any, data: Any) -> Any:
+    from .estimators import estimator_settings, get_estimator
+
+    allowed = estimator_settings(spec.estimator)
+    options: dict[str, object] = {"space": space}
+    if "data" in allowed:
+        options["data"] = data
+    if "seed" in allowed:
+        options["seed"] = spec.seed
+    if "checkpoint" in allowed:
+        if spec.checkpoint is None:
+            raise ValueError(f"estimator {spec.estimator!r} needs a supernet checkpoint "
+                             "(--checkpoint; train one with `hwnas supernet train`)")
+        options["checkpoint"] = spec.checkpoint
+    return get_estimator(spec.estimator, **options)
+
+
+def _calibration(data: Any, resolution: int, seed: int) -> np.ndarray:
+    """32 training images at the deployment resolution (BN statistics, int8 ranges)."""
+    import torch
+    from torch.nn.functional import interpolate
+
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(data.x_train), size=min(32, len(data.x_train)), replace=False)
+    x = data.x_train[torch.from_numpy(np.sort(pick))]
+    if x.shape[-1] != resolution:
+        x = interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+    return x.numpy().astype(np.float32)
+
+
+def load_spec(path: str | Path) -> SearchSpec:
+    """Read a spec JSON file (as the service stores it)."""
+    from profilers.schema import validate_versioned
+
+    data = json.loads(Path(path).read_text())
+    return validate_versioned(data, SearchSpec, expected=SPEC_VERSION, what=f"search spec {path}")

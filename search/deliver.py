@@ -1,0 +1,105 @@
+"""The search's deliverable: the winner exported to every format and timed on the real runtimes.
+
+The winner is built at the deployment resolution (the device profile's), exported to
+ONNX, TFLite fp32 and TFLite int8 (and OpenVINO IR when a target runs OpenVINO), each file
+checked against torch's output, and each target whose runtime runs on this machine times
+its own file with the profilers' measurement protocol, so the report holds the measured
+latency next to the predicted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from profilers.device import DeviceProfile
+from spaces import Arch, Space
+
+# Which exported file each backend runs, by precision.
+RUNS = {("onnxruntime", "fp32"): "onnx", ("openvino", "fp32"): "onnx",
+        ("tflite", "fp32"): "tflite", ("tflite", "int8"): "tflite-int8",
+        ("onnxruntime", "int8"): "onnx", ("openvino", "int8"): "onnx"}
+# Relative output error allowed against torch: fp32 files must agree closely; int8 files
+# of a net calibrated on its own inputs agree only roughly (issue 8 trains the net).
+TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4, "openvino": 1e-4, "tflite-int8": 0.35}
+
+
+def export_winner(space: Space, arch: Arch, out: Path, *, formats: Sequence[str],
+                  calibration: np.ndarray, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Build `arch` in `space`, export it into `out`, check each file against torch.
+
+    `calibration` (N, C, H, W) re-estimates BN statistics and calibrates int8.
+    Returns per format: file name, bytes, relative error, tolerance, ok.
+    """
+    import torch
+
+    from models import build, recalibrate_bn
+    from models.export import FILE_NAMES, export, run_exported
+
+    torch.manual_seed(seed)
+    net = build(space, arch).eval()
+    batches = [torch.from_numpy(b) for b in np.array_split(calibration,
+                                                           max(1, len(calibration) // 8))]
+    recalibrate_bn(net, batches)
+    out.mkdir(parents=True, exist_ok=True)
+    files = export(net, net.example_input(), out, formats, calibration=batches)
+    x = calibration[-1:]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    report: dict[str, dict[str, Any]] = {}
+    for fmt, path in files.items():
+        y = run_exported(path, x, threads=1)
+        rel = float(np.linalg.norm(y - ref) / max(float(np.linalg.norm(ref)), 1e-12))
+        parts = [path, path.with_suffix(".bin")] if fmt == "openvino" else [path]
+        report[fmt] = {"file": FILE_NAMES[fmt], "bytes": sum(p.stat().st_size for p in parts),
+                       "rel_err": rel, "tolerance": TOLERANCE[fmt],
+                       "ok": rel <= TOLERANCE[fmt]}
+    return report
+
+
+def measure_exported(out: Path, devices: Sequence[DeviceProfile], *,
+                     runs: int = 40) -> dict[str, dict[str, Any]]:
+    """Time each device's own exported file here, where its runtime is installed.
+
+    Devices whose runtime, device or delegate is not on this machine are reported with
+    the reason instead of a latency. All files are timed in interleaved rounds.
+    """
+    from models.export import FILE_NAMES
+    from profilers.base import get_backend
+    from profilers.errors import ProfilerError
+    from profilers.formats import ProtocolSettings
+    from profilers.protocol import measure_many
+
+    runners, result = {}, {}
+    for dev in devices:
+        fmt = RUNS.get((dev.backend, dev.precision))
+        path = out / FILE_NAMES[fmt] if fmt else None
+        if path is None or not path.exists():
+            result[dev.name] = {"measured": False,
+                                "reason": f"no exported file for {dev.backend} {dev.precision}"}
+            continue
+        backend = get_backend(dev.backend)
+        ok, why = backend.available()
+        if not ok:
+            result[dev.name] = {"measured": False, "reason": why}
+            continue
+        try:
+            runners[dev.name] = backend.load(
+                path, threads=dev.threads, precision=dev.precision if fmt != "tflite-int8"
+                else "int8", device=dev.device,
+                delegate=Path(dev.delegate) if dev.delegate else None)
+        except ProfilerError as err:
+            result[dev.name] = {"measured": False, "reason": str(err)}
+            continue
+        result[dev.name] = {"measured": True, "file": path.name}
+    if runners:
+        settings = ProtocolSettings(runs=runs, min_runs=min(10, runs), rounds=min(10, runs),
+                                    remeasure_passes=0)
+        stats = measure_many(runners, settings)
+        for name, s in stats.items():
+            result[name] |= {"median_ms": s.median_ms, "p10_ms": s.p10_ms,
+                             "p90_ms": s.p90_ms, "cv": s.cv, "runs": s.runs}
+    return result

@@ -1,0 +1,132 @@
+"""`report.json` (a versioned `SearchReport`) and its human-readable twin `report.md`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+REPORT_VERSION = 1
+
+
+class TargetResult(BaseModel):
+    """One device: its budget, the winner's predicted and (where it runs here) measured ms."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str
+    backend: str
+    budget_ms: float
+    predicted_ms: float
+    predicted_std_ms: float | None
+    measured: dict[str, Any]
+    error_vs_predicted: float | None
+    within_budget_predicted: bool
+    within_budget_measured: bool | None
+
+
+class SearchReport(BaseModel):
+    """What a search found and how it got there (documented in docs/formats.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = REPORT_VERSION
+    arch: str
+    space: str
+    deploy_params: dict[str, Any]
+    score: float
+    estimator: str
+    data: str
+    strategy: str
+    num_params: int
+    flops: int
+    targets: list[TargetResult]
+    stages: list[dict[str, Any]]
+    evaluations: int
+    tailored: list[dict[str, Any]] | None
+    pareto: list[dict[str, Any]]
+    files: dict[str, dict[str, Any]]
+    trained: bool
+    seconds: float
+    spec: dict[str, Any]
+
+    @classmethod
+    def build(cls, *, spec: Any, deploy: Any, outcome: Any, budget: Any,
+              files: dict[str, dict[str, Any]], measured: dict[str, dict[str, Any]],
+              tailoring: Any, estimator: str, data: str, seconds: float) -> SearchReport:
+        import torch
+
+        from models import build, count_flops, count_params
+
+        net = build(deploy, outcome.best).eval()
+        with torch.no_grad():
+            flops = count_flops(net, net.example_input())
+        targets = []
+        for t in budget.targets:
+            predicted = outcome.latency_ms[t.name]
+            std = getattr(t.predictor, "predict_std", None)
+            got = measured.get(t.name, {"measured": False, "reason": "not timed"})
+            ms = got.get("median_ms")
+            targets.append(TargetResult(
+                device=t.name, backend=next(s.device.backend for s in spec.targets
+                                            if s.device.name == t.name),
+                budget_ms=t.budget_ms, predicted_ms=predicted,
+                predicted_std_ms=float(std([outcome.best])[0]) if callable(std) else None,
+                measured=got, error_vs_predicted=(predicted / ms - 1.0) if ms else None,
+                within_budget_predicted=predicted <= t.budget_ms,
+                within_budget_measured=(ms <= t.budget_ms) if ms else None))
+        return cls(
+            arch=deploy.encode(outcome.best), space=deploy.name, deploy_params=deploy.params,
+            score=outcome.best_score, estimator=estimator, data=data, strategy=spec.strategy,
+            num_params=count_params(net), flops=int(flops), targets=targets,
+            stages=[vars(s) for s in outcome.stages], evaluations=len(outcome.evaluated),
+            tailored=tailoring.summary() if tailoring is not None else None,
+            pareto=outcome.pareto, files=files, trained=False, seconds=round(seconds, 2),
+            spec=spec.model_dump(mode="json"))
+
+
+def write_reports(out: Path, report: SearchReport) -> None:
+    """`report.json` and `report.md` in `out`."""
+    (out / "report.json").write_text(report.model_dump_json(indent=2) + "\n")
+    (out / "report.md").write_text(markdown(report))
+
+
+def markdown(r: SearchReport) -> str:
+    """A short human-readable report."""
+    lines = [
+        f"# hwnas search: {r.space} {r.deploy_params}", "",
+        f"Best arch: `{r.arch}`", "",
+        f"- estimator score {r.score:.4g} ({r.estimator.splitlines()[0]})",
+        f"- {r.num_params:,} params, {r.flops / 1e6:,.1f} MFLOPs",
+        f"- strategy {r.strategy}, {r.evaluations} estimator calls, {r.seconds:.0f} s",
+        "- weights: untrained (initialised, BN statistics from data): exported for "
+        "latency and deployment checks" if not r.trained else "- weights: trained",
+        "", "## Latency", "",
+        "| device | backend | budget ms | predicted ms | measured ms | error | within budget |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in r.targets:
+        pred = f"{t.predicted_ms:.2f}" + (f" ± {t.predicted_std_ms:.2f}"
+                                          if t.predicted_std_ms is not None else "")
+        ms = t.measured.get("median_ms")
+        meas = f"{ms:.2f}" if ms else f"not timed ({t.measured.get('reason', '')})"
+        err = f"{t.error_vs_predicted:+.1%}" if t.error_vs_predicted is not None else "-"
+        ok = t.within_budget_measured if t.within_budget_measured is not None \
+            else t.within_budget_predicted
+        lines.append(f"| {t.device} | {t.backend} | {t.budget_ms:g} | {pred} | {meas} | {err} "
+                     f"| {'yes' if ok else 'NO'} |")
+    lines += ["", "## Stages", "", "| stage | slots | evaluations | seconds | best score |",
+              "|---|---|---|---|---|"]
+    for s in r.stages:
+        lines.append(f"| {s['name']} | {len(s['slots'])} | {s['evaluations']} | "
+                     f"{s['seconds']:.1f} | {s['best_score']:.4g} |")
+    lines += ["", f"## Pareto front ({len(r.pareto)} archs, predicted worst-device budget "
+              "ratio vs score)", "", "| ratio | score | arch |", "|---|---|---|"]
+    for p in r.pareto:
+        lines.append(f"| {p['ratio']:.3f} | {p['score']:.4g} | `{p['arch']}` |")
+    lines += ["", "## Files", "", "| file | MB | error vs torch | ok |", "|---|---|---|---|"]
+    for f in r.files.values():
+        lines.append(f"| {f['file']} | {f['bytes'] / 1e6:.2f} | {f['rel_err']:.2e} | "
+                     f"{'yes' if f['ok'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
