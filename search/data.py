@@ -184,13 +184,14 @@ def _image_folder(root: Path, resolution: int) -> tuple[np.ndarray, np.ndarray]:
 def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
-            if missing:
-                raise ValueError(f"data: {path} has no array {missing[0]!r} "
-                                 f"(expected 'x' and 'y', found {', '.join(f.files) or 'none'})")
-            x, y = f["x"], f["y"]
-    except (OSError, EOFError) as err:  # a truncated or non-zip file
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, EOFError, ValueError, AttributeError) as err:  # not an npz archive
         raise ValueError(f"data: cannot read {path} as .npz: {err}") from None
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise ValueError(f"data: {path} has no array {missing[0]!r} "
+                         f"(expected 'x' and 'y', found {', '.join(arrays) or 'none'})")
+    x, y = arrays["x"], arrays["y"]
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"data: x must be numeric, got dtype {x.dtype}")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):

@@ -1,0 +1,201 @@
+"""Do the accuracy estimators rank architectures? Kendall tau / Spearman vs. trained accuracy.
+
+Ground truth: a seeded random sample of the 32x32 ``mbv2`` space (classes 10, small width)
+plus a deliberately diverse sample (depth varied by the share of ``skip`` ops, width by the
+expansion, 1/3/6), each trained from scratch on the bundled digits (or ``--data``) with one
+fixed short schedule (``search.training.train_net``: SGD + Nesterov, cosine LR, ``--steps``
+batches). Accuracies are cached in ``--gt`` (JSON; archs already there are skipped, so an
+interrupted run resumes). A few archs are retrained with another seed: the tau between the
+two seeds' accuracies is the noise ceiling of the ground truth.
+
+Then every estimator (``search.estimators.list_estimators()``) scores the same archs: the
+zero-shot ones directly, ``bn`` from a BN-NAS supernet and ``supernet`` from SPOS (and
+Pi-NAS) supernets trained here for ``--supernet-minutes`` each. Printed as one table and
+written to ``benchmarks/results/proxy_quality.json``::
+
+    flock /tmp/hwnas-cpu.lock .venv/bin/python benchmarks/proxy_quality.py          # ~60 min
+    .venv/bin/python benchmarks/proxy_quality.py --archs 4 --diverse 3 --steps 5 \\
+        --supernet-minutes 0.2 --seed-check 2 --gt /tmp/gt.json --out /tmp/pq.json  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+from models import build
+from search.data import load_dataset
+from search.estimators import get_estimator
+from search.training import TrainSettings, train_net, train_supernet
+from spaces import Arch, Space, get_space
+from spaces.mbv2 import EXPANSIONS, KERNELS, SKIP, mbconv_op
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def diverse_sample(space: Space, n: int, seed: int) -> list[Arch]:
+    """Archs spanning depth (share of skippable slots skipped: 0, 1/2, all) and width
+    (one expansion for every op: 1, 3, 6); kernel, SE and activation random."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        expand = EXPANSIONS[i % 3]
+        skip_share = (0.0, 0.5, 1.0)[(i // 3) % 3]
+        ops = []
+        for slot in space.slots:
+            if SKIP in slot.choices and rng.random() < skip_share:
+                ops.append(SKIP)
+            else:
+                ops.append(mbconv_op(int(rng.choice(KERNELS)), expand, bool(rng.random() < 0.5),
+                                     str(rng.choice(["relu", "hswish"]))))
+        out.append(space.validate(Arch(tuple(ops))))
+    return out
+
+
+def ground_truth(space: Space, data: Any, archs: list[tuple[str, Arch]], *, path: Path,
+                 settings: dict[str, Any], seeds: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Train every arch (sample name, arch) with its seeds; cached in `path`."""
+    cache: dict[str, Any] = {"schema_version": 1, "settings": settings, "archs": {}}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("settings") == settings:
+            cache = old
+        else:
+            print(f"{path}: settings differ, starting a new ground truth", file=sys.stderr)
+    rows = cache["archs"]
+    for i, (sample, arch) in enumerate(archs):
+        key = space.encode(arch)
+        row = rows.setdefault(key, {"sample": sample, "acc": {}})
+        for seed in range(seeds.get(key, 1)):
+            if str(seed) in row["acc"]:
+                continue
+            t0 = time.perf_counter()
+            torch.manual_seed(seed)
+            acc = train_net(build(space, arch), data, steps=settings["steps"],
+                            batch_size=settings["batch_size"], lr=settings["lr"], seed=seed)
+            row["acc"][str(seed)] = acc
+            row["train_s"] = time.perf_counter() - t0
+            path.write_text(json.dumps(cache, indent=1))
+            print(f"[gt {i + 1}/{len(archs)}] seed {seed} acc {acc:.3f} "
+                  f"({row['train_s']:.0f}s) {sample}", flush=True)
+    return rows
+
+
+def rank_quality(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    tau = stats.kendalltau(scores, truth).statistic
+    rho = stats.spearmanr(scores, truth).statistic
+    return {"kendall_tau": float(np.nan_to_num(tau)), "spearman": float(np.nan_to_num(rho))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--archs", type=int, default=20, help="seeded random sample size")
+    ap.add_argument("--diverse", type=int, default=10, help="diverse sample size")
+    ap.add_argument("--steps", type=int, default=50, help="ground-truth training steps")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
+    ap.add_argument("--seed-check", type=int, default=3, help="archs retrained with seed 1")
+    ap.add_argument("--supernet-minutes", type=float, default=3.0)
+    ap.add_argument("--calib-batches", type=int, default=4,
+                    help="BN recalibration batches of the supernet estimator")
+    ap.add_argument("--modes", default="spos,bn,pi", help="supernet modes to train")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", default=None, help="ImageFolder dir or .npz (default: digits)")
+    ap.add_argument("--gt", type=Path, default=RESULTS / "proxy_quality_gt.json")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-proxy-quality"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "proxy_quality.json")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    space = get_space("mbv2", resolution=32, width=args.width, classes=10)
+    data = load_dataset(args.data, resolution=32, seed=0)
+    rng = np.random.default_rng(args.seed)
+    sample = [("random", space.sample(rng)) for _ in range(args.archs)]
+    sample += [("diverse", a) for a in diverse_sample(space, args.diverse, args.seed + 1)]
+    seeds = {space.encode(a): 2 for _, a in sample[: args.seed_check]}
+    gt_settings = {"space": space.params, "data": data.source, "steps": args.steps,
+                   "batch_size": args.batch_size, "lr": args.lr}
+    rows = ground_truth(space, data, sample, path=args.gt, settings=gt_settings, seeds=seeds)
+    keys = [space.encode(a) for _, a in sample]
+    archs = [a for _, a in sample]
+    truth = np.array([rows[k]["acc"]["0"] for k in keys])
+    twice = [k for k in keys if "1" in rows[k]["acc"]]
+    noise = {"archs": len(twice)}
+    if len(twice) >= 2:
+        a0 = np.array([rows[k]["acc"]["0"] for k in twice])
+        a1 = np.array([rows[k]["acc"]["1"] for k in twice])
+        noise.update(rank_quality(a1, a0), mean_abs_diff=float(np.abs(a0 - a1).mean()))
+
+    estimators: dict[str, dict[str, Any]] = {}
+    subsets = {"random": slice(0, args.archs), "diverse": slice(args.archs, None)}
+
+    def record(label: str, est: Any, extra: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        scores = est.score(archs)
+        row = {"s_per_arch": (time.perf_counter() - t0) / len(archs), **extra,
+               **rank_quality(scores, truth), "describe": est.describe(),
+               "scores": scores.tolist()}
+        row["by_sample"] = {sub: rank_quality(scores[sl], truth[sl])
+                            for sub, sl in subsets.items() if len(truth[sl]) >= 3}
+        estimators[label] = row
+        print(f"[est] {label}: tau {row['kendall_tau']:.3f} ({row['s_per_arch']:.2f} s/arch)",
+              flush=True)
+
+    for name in ("params", "flops", "random", "zico"):
+        record(name, get_estimator(name, space=space,
+                                   **({"data": data} if name == "zico" else {})),
+               {"train_s": 0.0})
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for mode in [m for m in args.modes.split(",") if m]:
+        ckpt = args.workdir / f"supernet-{mode}-w{args.width}.pt"
+        meta = train_supernet(space, data, out=ckpt, settings=TrainSettings(mode=mode),
+                              minutes=args.supernet_minutes)
+        extra = {"train_s": meta.seconds, "train_steps": meta.step}
+        if mode == "bn":
+            record("bn[bn]", get_estimator("bn", space=space, checkpoint=ckpt), extra)
+        record(f"supernet[{mode}]",
+               get_estimator("supernet", space=space, checkpoint=ckpt, data=data,
+                             calib_batches=args.calib_batches), extra)
+
+    print(f"\nground truth: {len(keys)} archs, accuracy {truth.min():.3f}..{truth.max():.3f} "
+          f"(mean {truth.mean():.3f}); seed noise over {noise['archs']} archs: "
+          f"tau {noise.get('kendall_tau', float('nan')):.3f}, "
+          f"mean |diff| {noise.get('mean_abs_diff', float('nan')):.3f}")
+    print(f"{'estimator':18s} {'tau':>6s} {'rho':>6s} {'tau rnd':>7s} {'tau div':>7s} "
+          f"{'s/arch':>7s} {'train s':>8s}")
+    for label, row in estimators.items():
+        sub = {k: v["kendall_tau"] for k, v in row["by_sample"].items()}
+        print(f"{label:18s} {row['kendall_tau']:6.3f} {row['spearman']:6.3f} "
+              f"{sub.get('random', float('nan')):7.3f} {sub.get('diverse', float('nan')):7.3f} "
+              f"{row['s_per_arch']:7.3f} {row['train_s']:8.0f}")
+    report = {
+        "schema_version": 1,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {"machine": platform.machine(), "threads": args.threads,
+                 "torch": torch.__version__},
+        "command": " ".join(["benchmarks/proxy_quality.py", *(argv or sys.argv[1:])]),
+        "ground_truth": {**gt_settings, "archs": len(keys), "file": str(args.gt),
+                         "accuracy": truth.tolist(), "keys": keys,
+                         "acc_min": float(truth.min()), "acc_max": float(truth.max()),
+                         "acc_mean": float(truth.mean()), "seed_noise": noise},
+        "estimators": estimators,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
