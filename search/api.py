@@ -58,7 +58,9 @@ class SearchSpec(BaseModel):
 
     schema_version: int = SPEC_VERSION
     space: str = "mbv2"
-    width: float = Field(default=1.0, ge=0.1, le=4.0)
+    space_params: dict[str, Any] = Field(
+        default_factory=dict, description="Space parameters other than resolution and "
+        "classes (those come from the device and the data), e.g. {\"width\": 0.5}.")
     targets: list[TargetSpec] = Field(min_length=1, max_length=8)
     estimator: str = "zico"
     checkpoint: str | None = Field(default=None,
@@ -80,6 +82,10 @@ class SearchSpec(BaseModel):
 
     @model_validator(mode="after")
     def _targets(self) -> SearchSpec:
+        fixed = sorted({"resolution", "classes"} & set(self.space_params))
+        if fixed:
+            raise ValueError(f"space_params: {fixed[0]!r} is set by the device and the data, "
+                             "not here")
         names = [t.device.name for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError(f"targets: device names must be unique, got {names}")
@@ -151,10 +157,7 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
 
 
 def _space_params(spec: SearchSpec, resolution: int, classes: int) -> dict[str, object]:
-    params: dict[str, object] = {"resolution": resolution, "classes": classes}
-    if spec.space == "mbv2":
-        params["width"] = spec.width
-    return params
+    return {**spec.space_params, "resolution": resolution, "classes": classes}
 
 
 def _dataset(spec: SearchSpec) -> Any:

@@ -152,7 +152,13 @@ class _Runner:
         self.evaluated: list[dict[str, Any]] = st.setdefault("evaluated", [])
         self.stages: list[dict[str, Any]] = st.setdefault("stages", [])
 
-    def run_stage(self, name: str, space: Space, calls: int, searched: Sequence[int]) -> Arch:
+    def run_stage(self, name: str, space: Space, calls: int, searched: Sequence[int], *,
+                  incumbent: Arch | None = None) -> Arch:
+        """Search `space` with `calls` estimator calls; return the best arch.
+
+        `incumbent` (an arch of `space` already scored, stage one's result in stage two)
+        wins if nothing the strategy finds beats it.
+        """
         from .strategies import get_strategy
 
         done = next((s for s in self.stages if s["name"] == name), None)
@@ -176,18 +182,9 @@ class _Runner:
             n = min(self._batch(strategy), calls - used)
             archs = strategy.ask(n)
             asked += len(archs)
-            keys = [space.encode(a) for a in archs]
-            new = [k for k in dict.fromkeys(keys) if k not in self.scores]
-            if new:
-                fresh = np.asarray(self.estimator.score([space.decode(k) for k in new]),
-                                   dtype=np.float64)
-                if fresh.shape != (len(new),) or not np.all(np.isfinite(fresh)):
-                    raise ValueError("estimator returned non-finite or missing scores")
-                for k, s in zip(new, fresh.tolist(), strict=True):
-                    self.scores[k] = s
-                    self.evaluated.append({"arch": k, "score": s, "stage": name})
-                used += len(new)
-            strategy.tell(archs, np.array([self.scores[k] for k in keys]))
+            texts = [space.encode(a) for a in archs]
+            used += self._score(space, texts, name)
+            strategy.tell(archs, np.array([self.scores[self._key(t, name)] for t in texts]))
             best_arch, best_score = strategy.best()
             self.ckpt.state["live"] = {"stage": name, "strategy": strategy.state_dict(),
                                        "used": used, "asked": asked,
@@ -196,6 +193,12 @@ class _Runner:
             self.progress(self._fraction(name, used / calls),
                           f"{name}: {used}/{calls} evaluations, best {best_score:.4g}")
         best_arch, best_score = strategy.best()
+        if incumbent is not None:
+            text = space.encode(incumbent)
+            used += self._score(space, [text], name)
+            known = self.scores[self._key(text, name)]
+            if known > best_score:
+                best_arch, best_score = incumbent, known
         self.stages.append({
             "name": name, "slots": [space.slots[i].name for i in searched],
             "evaluations": used, "seconds": round(time.monotonic() - start, 3),
@@ -203,6 +206,25 @@ class _Runner:
         self.ckpt.state["live"] = None
         self.ckpt.save()
         return best_arch
+
+    def _key(self, text: str, stage: str) -> str:
+        # An estimator retrained per stage (it has `prepare`) scores on another scale in
+        # each stage, so its scores are cached per stage.
+        return f"{stage}|{text}" if hasattr(self.estimator, "prepare") else text
+
+    def _score(self, space: Space, texts: Sequence[str], stage: str) -> int:
+        """Score the archs not scored yet; returns how many estimator calls that took."""
+        new = [t for t in dict.fromkeys(texts) if self._key(t, stage) not in self.scores]
+        if not new:
+            return 0
+        fresh = np.asarray(self.estimator.score([space.decode(t) for t in new]),
+                           dtype=np.float64)
+        if fresh.shape != (len(new),) or not np.all(np.isfinite(fresh)):
+            raise ValueError("estimator returned non-finite or missing scores")
+        for text, score in zip(new, fresh.tolist(), strict=True):
+            self.scores[self._key(text, stage)] = score
+            self.evaluated.append({"arch": text, "score": score, "stage": stage})
+        return len(new)
 
     def _batch(self, strategy: Any) -> int:
         suggested = getattr(strategy, "suggested_batch", None)
@@ -237,7 +259,7 @@ def two_stage(space: Space, estimator: AccuracyEstimator, budget: LatencyBudget,
     stage1_space = space.restrict({i: [default.ops[i]] for i in range(t)})
     a1 = runner.run_stage("stage1", stage1_space, calls1, range(t, len(space.slots)))
     stage2_space = space.restrict({i: [a1.ops[i]] for i in range(t, len(space.slots))})
-    runner.run_stage("stage2", stage2_space, calls2, range(t))
+    runner.run_stage("stage2", stage2_space, calls2, range(t), incumbent=a1)
     return _outcome(space, budget, runner)
 
 

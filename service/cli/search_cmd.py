@@ -9,6 +9,8 @@ import typer
 
 from profilers.device import DeviceProfile, load_device
 
+from .options import ParamOpt, parse_params
+
 
 def search(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumes if it "
@@ -25,7 +27,7 @@ def search(
     predictor: Annotated[list[str] | None, typer.Option(
         help="Fitted predictor JSON per device, in order ('-' profiles this machine).")] = None,
     space: Annotated[str, typer.Option(help="Search space.")] = "mbv2",
-    width: Annotated[float, typer.Option(help="Width multiplier (mbv2).")] = 1.0,
+    param: ParamOpt = None,
     estimator: Annotated[str, typer.Option(help="zico, params, flops, random, bn, "
                                            "supernet.")] = "zico",
     checkpoint: Annotated[str | None, typer.Option(help="Supernet checkpoint (bn, "
@@ -58,8 +60,8 @@ def search(
 
     try:
         spec = SearchSpec(
-            space=space, width=width, estimator=estimator, checkpoint=checkpoint,
-            strategy=strategy, evaluations=evaluations, stages=stages,
+            space=space, space_params=parse_params(space, param), estimator=estimator,
+            checkpoint=checkpoint, strategy=strategy, evaluations=evaluations, stages=stages,
             tailor_keep=keep or None, data=data, seed=seed,
             cache_dir=str(cache) if cache else None,
             targets=[TargetSpec(device=d, budget_ms=b,
