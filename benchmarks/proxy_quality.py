@@ -13,7 +13,7 @@ zero-shot ones directly, ``bn`` from a BN-NAS supernet and ``supernet`` from SPO
 Pi-NAS) supernets trained here for ``--supernet-minutes`` each. Printed as one table and
 written to ``benchmarks/results/proxy_quality.json``::
 
-    flock /tmp/hwnas-cpu.lock .venv/bin/python benchmarks/proxy_quality.py          # ~60 min
+    flock /tmp/hwnas-cpu.lock .venv/bin/python benchmarks/proxy_quality.py          # ~30 min
     .venv/bin/python benchmarks/proxy_quality.py --archs 4 --diverse 3 --steps 5 \\
         --supernet-minutes 0.2 --seed-check 2 --gt /tmp/gt.json --out /tmp/pq.json  # smoke
 """
@@ -100,14 +100,14 @@ def rank_quality(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--archs", type=int, default=20, help="seeded random sample size")
-    ap.add_argument("--diverse", type=int, default=10, help="diverse sample size")
-    ap.add_argument("--steps", type=int, default=50, help="ground-truth training steps")
+    ap.add_argument("--archs", type=int, default=16, help="seeded random sample size")
+    ap.add_argument("--diverse", type=int, default=8, help="diverse sample size")
+    ap.add_argument("--steps", type=int, default=40, help="ground-truth training steps")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     ap.add_argument("--seed-check", type=int, default=3, help="archs retrained with seed 1")
-    ap.add_argument("--supernet-minutes", type=float, default=3.0)
+    ap.add_argument("--supernet-minutes", type=float, default=2.0)
     ap.add_argument("--calib-batches", type=int, default=4,
                     help="BN recalibration batches of the supernet estimator")
     ap.add_argument("--modes", default="spos,bn,pi", help="supernet modes to train")

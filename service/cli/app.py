@@ -21,9 +21,11 @@ from . import (
     kit_cmd,
     predictor_cmd,
     profile_cmd,
+    score_cmd,
     search_cmd,
     serve_cmd,
     spaces_cmd,
+    supernet_cmd,
 )
 
 app = typer.Typer(
@@ -42,6 +44,8 @@ app.command("predict")(predictor_cmd.predict)
 app.command("search")(search_cmd.search)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(admin_cmd.app, name="admin")
+app.command("score")(score_cmd.score)
+app.add_typer(supernet_cmd.app, name="supernet")
 
 
 class CLIError(Exception):
