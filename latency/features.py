@@ -103,13 +103,13 @@ def lut_table(space: Space, lut: LookupTable) -> Table:
     def per_cell(s: int, op: str) -> dict[str, float]:
         out: dict[str, float] = {}
         for cell in space.slot_cells(s, op):
-            ms = lut.median_ms(cell.key)
+            ms = lut.latency_ms(cell.key)
             out["lut_ms"] = out.get("lut_ms", 0.0) + ms
             name = f"lut_ms_{_group(cell)}"
             out[name] = out.get(name, 0.0) + ms
         return out
 
-    fixed = {"lut_ms": sum(lut.median_ms(c.key) for c in space.fixed_cells())}
+    fixed = {"lut_ms": sum(lut.latency_ms(c.key) for c in space.fixed_cells())}
     return _build(space, names, per_cell, fixed)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -38,6 +38,11 @@ __all__ = [
 ]
 
 LUT_SCHEMA_VERSION = 1
+# Which statistic of a Measurement is "the" latency: the median, or the 10th percentile,
+# the robust estimate of the uncontended time on a shared, loaded machine (contention
+# only ever adds time, so the low tail is what the model itself costs).
+Statistic = Literal["median_ms", "p10_ms"]
+STATISTICS: tuple[str, ...] = ("median_ms", "p10_ms")
 E2E_SCHEMA_VERSION = 1
 PREDICTOR_SCHEMA_VERSION = 1
 
@@ -145,6 +150,7 @@ class LutFile(BaseModel):
         device: Where they were measured.
         reference_key: The cell re-measured through the runs (noise floor), if known.
         reference: Its medians (ms), all runs merged into this table, in order.
+        statistic: Which field of an entry is its latency (``median_ms`` or ``p10_ms``).
         entries: One measurement per LUT key (kinds cell, stem, head, fixed).
     """
 
@@ -155,6 +161,7 @@ class LutFile(BaseModel):
     device: DeviceRef
     reference_key: str | None = None
     reference: list[float] = Field(default_factory=list)
+    statistic: Statistic = "median_ms"
     entries: list[Measurement] = Field(default_factory=list)
 
     @model_validator(mode="before")

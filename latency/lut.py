@@ -9,6 +9,10 @@ serves any space with the same cells. A key that is not in the table raises
 Merging runs: when two runs measured the same key, the table keeps the measurement with
 more timed runs; on a tie the one with the lower robust CV; on a tie again the later one.
 Runs of another space or another device/backend are refused, not mixed.
+
+Which statistic is a cell's latency is the table's ``statistic``: ``median_ms`` (default)
+or ``p10_ms``, the robust choice on a shared machine where other load only adds time
+(end-to-end samples must then be taken with the same statistic).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from spaces import Space
 
 from .formats import (
     LUT_SCHEMA_VERSION,
+    STATISTICS,
     DeviceRef,
     LutFile,
     SpaceRef,
@@ -55,6 +60,7 @@ class LookupTable(Mapping[str, Measurement]):
         device: The device/backend that measured them.
         reference_key: The run's reference cell, if known.
         reference: Its medians (ms), the noise floor of the runs.
+        statistic: The field of a measurement that is its latency: ``median_ms`` or ``p10_ms``.
 
     Example:
         >>> lut = LookupTable.from_measurements("prof/measurements.json")  # doctest: +SKIP
@@ -63,7 +69,11 @@ class LookupTable(Mapping[str, Measurement]):
     """
 
     def __init__(self, entries: Iterable[Measurement], *, space: SpaceRef, device: DeviceRef,
-                 reference_key: str | None = None, reference: Iterable[float] = ()) -> None:
+                 reference_key: str | None = None, reference: Iterable[float] = (),
+                 statistic: str = "median_ms") -> None:
+        if statistic not in STATISTICS:
+            raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+        self.statistic = statistic
         self.space = space
         self.device = device
         self.reference_key = reference_key
@@ -97,7 +107,8 @@ class LookupTable(Mapping[str, Measurement]):
     # --- building, merging, files -----------------------------------------------------
 
     @classmethod
-    def from_measurements(cls, doc: MeasurementsFile | str | Path) -> LookupTable:
+    def from_measurements(cls, doc: MeasurementsFile | str | Path, *,
+                          statistic: str = "median_ms") -> LookupTable:
         """The table of a ``measurements.json`` (its ``cells``; whole archs are not cells)."""
         if not isinstance(doc, MeasurementsFile):
             path = Path(doc)
@@ -106,7 +117,7 @@ class LookupTable(Mapping[str, Measurement]):
             doc = load_measurements(path)
         return cls(doc.cells, space=SpaceRef(name=doc.kit.space, params=doc.kit.params),
                    device=DeviceRef.of(doc), reference_key=doc.reference_key,
-                   reference=doc.reference)
+                   reference=doc.reference, statistic=statistic)
 
     def merge(self, *others: LookupTable) -> LookupTable:
         """A new table holding this one's and ``others``' entries (the merge rule above).
@@ -119,20 +130,26 @@ class LookupTable(Mapping[str, Measurement]):
         for other in others:
             self.space.check_same(other.space, "merged LUT")
             self.device.check_same(other.device, "merged LUT")
+            if other.statistic != self.statistic:
+                raise ValueError(f"merged LUT: statistic {other.statistic} is not "
+                                 f"this table's {self.statistic}")
             if other.reference_key == self.reference_key:
                 reference.extend(other.reference)
             entries.extend(other.values())
         return LookupTable(entries, space=self.space, device=self.device,
-                           reference_key=self.reference_key, reference=reference)
+                           reference_key=self.reference_key, reference=reference,
+                           statistic=self.statistic)
 
     def to_file(self) -> LutFile:
         return LutFile(space=self.space, device=self.device, reference_key=self.reference_key,
-                       reference=self.reference, entries=list(self.values()))
+                       reference=self.reference, statistic=self.statistic,
+                       entries=list(self.values()))
 
     @classmethod
     def from_file(cls, doc: LutFile) -> LookupTable:
         return cls(doc.entries, space=doc.space, device=doc.device,
-                   reference_key=doc.reference_key, reference=doc.reference)
+                   reference_key=doc.reference_key, reference=doc.reference,
+                   statistic=doc.statistic)
 
     def save(self, path: str | Path) -> None:
         """Write the table as versioned JSON (``LutFile``), atomically."""
@@ -161,15 +178,16 @@ class LookupTable(Mapping[str, Measurement]):
             raise LookupMissError(f"LUT miss: key {missing[0]!r} is not in the table{more}; "
                                   "profile those cells")
 
-    def median_ms(self, key: str) -> float:
-        return self[key].median_ms
+    def latency_ms(self, key: str) -> float:
+        """The cell's latency: its ``statistic`` (median or 10th percentile)."""
+        return float(getattr(self[key], self.statistic))
 
     def se_ms(self, key: str) -> float:
         """Standard error of a cell's median: ``1.2533 * cv * median / sqrt(runs)``."""
         m = self[key]
-        return 1.2533 * m.cv * m.median_ms / float(np.sqrt(m.runs))
+        return 1.2533 * m.cv * self.latency_ms(key) / float(np.sqrt(m.runs))
 
     def sum_ms(self, space: Space, archs: Iterable) -> np.ndarray:
         """Plain LUT sum per arch (slow reference path; predictors use slot matrices)."""
-        return np.array([sum(self.median_ms(k) for k in space.cell_keys(a)) for a in archs],
+        return np.array([sum(self.latency_ms(k) for k in space.cell_keys(a)) for a in archs],
                         dtype=np.float64)

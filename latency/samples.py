@@ -22,6 +22,7 @@ from spaces import Arch, ArchError, Space
 
 from .formats import (
     E2E_SCHEMA_VERSION,
+    STATISTICS,
     DeviceRef,
     E2EFile,
     E2ESample,
@@ -166,13 +167,18 @@ def save_samples(path: str | Path, samples: Samples) -> None:
     write_json(path, samples.to_file(space))
 
 
-def samples_from_measurements(doc: MeasurementsFile, manifest: KitManifest) -> Samples:
+def samples_from_measurements(doc: MeasurementsFile, manifest: KitManifest, *,
+                              statistic: str = "median_ms") -> Samples:
     """The whole archs of a measurements file, their strings taken from the kit's manifest.
+
+    ``statistic`` (``median_ms`` or ``p10_ms``) picks each arch's latency, as the LUT's.
 
     Raises:
         ValueError: The manifest is not the measured kit's (hash differs), or has no entry
             for a measured arch key.
     """
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
     if manifest_hash(manifest) != doc.kit.manifest_sha256:
         raise ValueError("kit: the manifest is not the one these measurements were taken "
                          f"with (sha256 {manifest_hash(manifest)[:12]} != "
@@ -186,5 +192,5 @@ def samples_from_measurements(doc: MeasurementsFile, manifest: KitManifest) -> S
         if text is None:
             raise ValueError(f"kit: no arch entry {m.key!r} in the manifest")
         archs.append(_decode(space, text, f"kit entry {m.key}"))
-        times.append(m.median_ms)
+        times.append(float(getattr(m, statistic)))
     return Samples(space_ref, archs, np.array(times), DeviceRef.of(doc), list(doc.reference))

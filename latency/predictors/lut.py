@@ -73,5 +73,6 @@ class LutPredictor(Predictor):
                "no end-to-end archs: its error (fusion, per-network overhead) is unknown; "
                "predict_std shows the cells' spread and the noise floor only")
         return (f"{self._header()}\n"
-                f"latency = sum of the arch's cells' median_ms (stem and head included) "
+                f"latency = sum of the arch's cells' {self.lut.statistic if self.lut else ''} "
+                f"(stem and head included) "
                 f"+ overhead {self.overhead_ms:+.3f} ms (median gap to measured archs)\n{err}")

@@ -20,7 +20,7 @@ from .options import ParamOpt, load_space
 app = typer.Typer(help="Fit and evaluate latency predictors.", no_args_is_help=True)
 
 
-def _samples_from_kit(measurements: Path, kit: Path | None):
+def _samples_from_kit(measurements: Path, kit: Path | None, statistic: str):
     """The whole archs of ``measurements``, named by the kit (default: kit.zip beside it)."""
     from latency import samples_from_measurements
     from profilers.formats import load_measurements, read_manifest
@@ -29,18 +29,18 @@ def _samples_from_kit(measurements: Path, kit: Path | None):
     kit = kit if kit is not None else measurements.parent / "kit.zip"
     if not doc.archs or not kit.is_file():
         return None
-    return samples_from_measurements(doc, read_manifest(kit))
+    return samples_from_measurements(doc, read_manifest(kit), statistic=statistic)
 
 
 def _inputs(measurements: Path | None, kit: Path | None, e2e: Path | None,
-            space_name: str | None, param: list[str] | None):
+            space_name: str | None, param: list[str] | None, statistic: str):
     from latency import LookupTable, SpaceRef, load_samples
 
     lut, samples, space_ref = None, None, None
     if measurements is not None:
-        lut = LookupTable.from_measurements(measurements)
+        lut = LookupTable.from_measurements(measurements, statistic=statistic)
         space_ref = lut.space
-        samples = _samples_from_kit(measurements, kit)
+        samples = _samples_from_kit(measurements, kit, statistic)
     if space_name is not None:
         named = SpaceRef.of(load_space(space_name, param))
         if space_ref is not None:
@@ -73,13 +73,16 @@ def fit(
     e2e_limit: Annotated[int | None, typer.Option(
         min=1, help="Use only this many end-to-end samples (seeded draw): transfer mode.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of --e2e-limit's draw and of the trees.")] = 0,
+    statistic: Annotated[str, typer.Option(
+        help="Latency of a measurement: median_ms, or p10_ms (robust on a loaded machine).")
+    ] = "median_ms",
 ) -> None:
     """Fit a latency predictor of KIND and write it as JSON; prints what it learnt."""
     from latency import LookupMissError, get_predictor
 
     for path, option in ((measurements, "--measurements"), (e2e, "--e2e"), (kit, "--kit")):
         _missing(path, option)
-    lut, samples = _inputs(measurements, kit, e2e, space_name, param)
+    lut, samples = _inputs(measurements, kit, e2e, space_name, param, statistic)
     if samples is not None and e2e_limit is not None and e2e_limit < len(samples):
         pick = np.random.default_rng(seed).choice(len(samples), e2e_limit, replace=False)
         samples = samples.subset(np.sort(pick))

@@ -78,3 +78,16 @@ def test_save_load_round_trip_and_version(tmp_path: Path) -> None:
         LookupTable.load(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError):
         LookupTable.load(tmp_path / "none.json")
+
+
+def test_statistic_p10(tmp_path: Path) -> None:
+    doc = simulated_measurements()
+    lut = LookupTable.from_measurements(doc, statistic="p10_ms")
+    key = next(iter(lut))
+    assert lut.latency_ms(key) == lut[key].p10_ms < lut[key].median_ms
+    lut.save(tmp_path / "lut.json")
+    assert LookupTable.load(tmp_path / "lut.json").statistic == "p10_ms"
+    with pytest.raises(ValueError, match="statistic"):
+        lut.merge(LookupTable.from_measurements(doc))
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        LookupTable.from_measurements(doc, statistic="mean_ms")
