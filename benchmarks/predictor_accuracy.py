@@ -159,6 +159,7 @@ def analyse(doc: Any, manifest: Any, statistic: str, args: argparse.Namespace
     fitted["lut-no-e2e"] = lut_only
     result["full_pool"]["lut-no-e2e"] = evaluate(lut_only, held).model_dump()
     result["fox_describe"] = fitted["fox"].describe()
+    result["by_chunk"] = by_chunk(doc, pool_n, held, fitted)
     for n in (n for n in CURVE if n <= len(pool)):
         rows: dict[str, list[dict[str, Any]]] = {}
         for r in range(args.repeats):
@@ -174,6 +175,23 @@ def analyse(doc: Any, manifest: Any, statistic: str, args: argparse.Namespace
                     for key in ("within_10pct", "within_5pct", "mape", "kendall_tau")}
             for label, reports in rows.items()}
     return result, fitted
+
+
+def by_chunk(doc: Any, pool_n: int, held: Samples, fitted: dict[str, Any]
+             ) -> list[dict[str, Any]]:
+    """fox's and lut's accuracy per runner chunk (archs saved together share a timestamp),
+    beside the chunk's median arch CV: where other load hit the machine, both jump."""
+    stamps = [m.timestamp.isoformat()[:19] for m in doc.archs[pool_n:]]
+    cvs = np.array([m.cv for m in doc.archs[pool_n:]])
+    rows = []
+    for stamp in sorted(set(stamps)):
+        mask = np.array([s == stamp for s in stamps])
+        sub = held.subset(np.flatnonzero(mask))
+        rows.append({"chunk_saved_at": stamp, "archs": int(mask.sum()),
+                     "median_arch_cv": float(np.median(cvs[mask])),
+                     **{f"{k}_within_10pct": evaluate(fitted[k], sub).within_10pct
+                        for k in ("lut", "fox")}})
+    return rows
 
 
 def print_backend(backend: str, full: dict[str, Any]) -> None:
@@ -202,6 +220,11 @@ def print_statistic(backend: str, res: dict[str, Any]) -> None:
         cells = [f"{row[label]['within_10pct']:14.1%}" if label in row else f"{'-':>14}"
                  for label in labels]
         print(f"{n:>4} " + " ".join(cells))
+    print("held-out archs by runner chunk (other load on the machine shows as arch CV):")
+    for row in res["by_chunk"]:
+        print(f"  {row['chunk_saved_at'][11:19]}  n={row['archs']:<3} arch cv "
+              f"{row['median_arch_cv']:6.1%}  lut {row['lut_within_10pct']:6.1%}  "
+              f"fox {row['fox_within_10pct']:6.1%} within +-10%")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,10 @@ def test_fit_from_csv_alone_and_transfer(sim_dir: Path, tmp_path: Path,
                          "-o", str(tmp_path / "t.json"))
     assert code == 0, err
     assert json.loads((tmp_path / "t.json").read_text())["e2e_samples"] == 10
+    code, _, err = run(capsys, "predictor", "fit", "-m", str(sim_dir / "measurements.json"),
+                       "--kind", "lut", "--statistic", "p10_ms", "-o", str(tmp_path / "l.json"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "l.json").read_text())["lut"]["statistic"] == "p10_ms"
 
 
 @pytest.mark.slow
