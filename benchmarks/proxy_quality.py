@@ -100,11 +100,11 @@ def rank_quality(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--archs", type=int, default=16, help="seeded random sample size")
-    ap.add_argument("--diverse", type=int, default=8, help="diverse sample size")
-    ap.add_argument("--steps", type=int, default=40, help="ground-truth training steps")
+    ap.add_argument("--archs", type=int, default=12, help="seeded random sample size")
+    ap.add_argument("--diverse", type=int, default=6, help="diverse sample size")
+    ap.add_argument("--steps", type=int, default=60, help="ground-truth training steps")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     ap.add_argument("--seed-check", type=int, default=3, help="archs retrained with seed 1")
     ap.add_argument("--supernet-minutes", type=float, default=2.0)
@@ -156,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         record(name, get_estimator(name, space=space,
                                    **({"data": data} if name == "zico" else {})),
                {"train_s": 0.0})
+    # The cost target: ZiCo at 32x32, batch 64, on the width-0.5 space too.
+    wide = get_space("mbv2", resolution=32, width=0.5, classes=10)
+    zico = get_estimator("zico", space=wide, data=data)
+    wide_archs = [wide.sample(np.random.default_rng(100 + i)) for i in range(5)]
+    t0 = time.perf_counter()
+    zico.score(wide_archs)
+    zico_cost = {"width": 0.5, "batch_size": 64, "archs": len(wide_archs),
+                 "s_per_arch": (time.perf_counter() - t0) / len(wide_archs)}
+    print(f"[est] zico cost at width 0.5: {zico_cost['s_per_arch']:.2f} s/arch", flush=True)
     args.workdir.mkdir(parents=True, exist_ok=True)
     for mode in [m for m in args.modes.split(",") if m]:
         ckpt = args.workdir / f"supernet-{mode}-w{args.width}.pt"
@@ -190,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                          "acc_min": float(truth.min()), "acc_max": float(truth.max()),
                          "acc_mean": float(truth.mean()), "seed_noise": noise},
         "estimators": estimators,
+        "zico_cost_width_0.5": zico_cost,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))

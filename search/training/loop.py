@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models import recalibrate_bn
 from search.data import Dataset
 
 
@@ -67,9 +68,12 @@ def evaluate(net: nn.Module, data: Dataset, *, batch_size: int = 256) -> float:
 
 
 def train_net(net: nn.Module, data: Dataset, *, steps: int, batch_size: int = 64,
-              lr: float = 0.1, weight_decay: float = 5e-4, seed: int = 0) -> float:
+              lr: float = 0.05, weight_decay: float = 5e-4, seed: int = 0) -> float:
     """Train `net` for `steps` SGD steps (cosine LR) and return its val accuracy.
 
+    Before evaluation the BN running statistics are re-estimated on 8 train batches
+    (`models.recalibrate_bn`): after a short schedule the running averages still carry the
+    first steps' activations, and eval-mode accuracy falls to chance without it.
     The batches depend only on `seed`, so two nets trained with the same seed see the same
     images in the same order.
     """
@@ -87,4 +91,5 @@ def train_net(net: nn.Module, data: Dataset, *, steps: int, batch_size: int = 64
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    recalibrate_bn(net, (random_batch(data, batch_size, rng)[0] for _ in range(8)))
     return evaluate(net, data)
