@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an output of the same kit and settings (never overwritten otherwise)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument("--upload", metavar="URL", help="then POST the file to this hwnas service")
+    run.add_argument("--token", help="API token for --upload (default: $HWNAS_TOKEN)")
+    run.add_argument("--device-id", dest="upload_device", type=int, metavar="ID",
+                     help="service device id the file is uploaded to (with --upload)")
     return parser
 
 
@@ -107,13 +111,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "backends":
             return _print_backends(sys.stdout)
-        return run_kit(args)
+        _check_upload_args(args)
+        code = run_kit(args)
+        if code == 0 and args.upload is not None:
+            _upload(args)
+        return code
     except ProfilerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _check_upload_args(args: argparse.Namespace) -> None:
+    if args.upload is None:
+        return
+    args.token = args.token or os.environ.get("HWNAS_TOKEN")
+    if not args.token or args.upload_device is None:
+        raise ProfilerError("--upload needs --token (or $HWNAS_TOKEN) and --device-id ID")
+
+
+def _upload(args: argparse.Namespace) -> None:
+    """POST the finished file; the file stays on disk whatever happens (see upload.py)."""
+    from profilers.upload import upload_measurements
+
+    answer = upload_measurements(args.output, url=args.upload, token=args.token,
+                                 device=args.upload_device)
+    if not args.quiet:
+        print(f"uploaded {args.output}: {answer.get('added')} added, "
+              f"{answer.get('improved')} improved, {answer.get('kept')} kept", file=sys.stderr)
 
 
 def _print_backends(out: TextIO) -> int:

@@ -20,7 +20,8 @@ class Settings(BaseSettings):
         data_dir: Root of the SQLite file (by default) and of the artifact store.
         database_url: SQLAlchemy URL; empty means `sqlite:///<data_dir>/hwnas.db`. For
             PostgreSQL: `postgresql+psycopg://user:password@host:5432/hwnas`.
-        executor: `inprocess` (a bounded thread pool in this process) or `ray`.
+        executor: `inprocess` (each job in a child process of this one, at most `workers`
+            at once), `thread` (in this process's threads: light jobs, tests) or `ray`.
         ray_address: Ray cluster to join (`ray://head:10001`, `auto`); empty starts a
             local Ray instance.
         workers: Jobs run at once by this process; 0 makes it an API-only process that
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("hwnas-data")
     database_url: str = ""
-    executor: Literal["inprocess", "ray"] = "inprocess"
+    executor: Literal["inprocess", "thread", "ray"] = "inprocess"
     ray_address: str = ""
     workers: int = Field(default=2, ge=0, le=64)
     lease_s: float = Field(default=30.0, gt=0)

@@ -22,7 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from service.config import Settings
-from service.jobs.executors import Executor, InProcessExecutor, JobStatus
+from service.jobs.executors import (
+    Executor,
+    JobFailed,
+    JobStatus,
+    ProcessExecutor,
+    ThreadExecutor,
+)
 from service.jobs.registry import JobCancelled, JobEnv, get_job_kind, list_job_kinds
 from service.store import ArtifactStore, Beat, ClaimedJob, Store
 
@@ -40,7 +46,9 @@ def make_executor(settings: Settings) -> Executor:
         from service.jobs.ray_executor import RayExecutor
 
         return RayExecutor(address=settings.ray_address or None)
-    return InProcessExecutor()
+    if settings.executor == "thread":
+        return ThreadExecutor()
+    return ProcessExecutor()
 
 
 class Worker:
@@ -150,8 +158,9 @@ class Worker:
             if status.shutdown:
                 state = "queued"
             else:
-                error = f"{type(exc).__name__}: {exc}"
-                status.report(None, None, traceback.format_exc())
+                error = str(exc) if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"
+                trace = exc.trace if isinstance(exc, JobFailed) else traceback.format_exc()
+                status.report(None, None, trace)
         finally:
             self._settle(job, status, state, result, error)
 

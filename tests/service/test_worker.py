@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from service.config import Settings
+from service.jobs.executors import ThreadExecutor
 from service.jobs.registry import JobContext, list_job_kinds, register_job
 from service.jobs.worker import Worker
 from service.schemas import FINAL_STATES, JobPublic
@@ -67,7 +68,7 @@ def test_jobs_succeed_and_fail(env: tuple[Store, LocalArtifacts, Settings, int])
     store, artifacts, settings, owner = env
     good = store.submit(owner, KIND, {"steps": 5})
     bad = store.submit(owner, KIND, {"steps": 5, "fail_at": 2})
-    worker = Worker(store, artifacts, settings).start()
+    worker = Worker(store, artifacts, settings, executor=ThreadExecutor()).start()
     try:
         done = wait(store, owner, good.id, FINAL_STATES)
         failed = wait(store, owner, bad.id, FINAL_STATES)
@@ -83,7 +84,7 @@ def test_jobs_succeed_and_fail(env: tuple[Store, LocalArtifacts, Settings, int])
 def test_cancel_a_running_job(env: tuple[Store, LocalArtifacts, Settings, int]) -> None:
     store, artifacts, settings, owner = env
     job = store.submit(owner, KIND, {"steps": 1000, "step_s": 0.02})
-    worker = Worker(store, artifacts, settings).start()
+    worker = Worker(store, artifacts, settings, executor=ThreadExecutor()).start()
     try:
         wait(store, owner, job.id, {"running"})
         store.cancel(owner, job.id)
@@ -99,7 +100,7 @@ def test_a_dead_workers_job_is_requeued_and_resumes(
     job = store.submit(owner, KIND, {"steps": 10})
     (artifacts.local_dir(f"jobs/{job.id}") / "step").write_text("6")  # its checkpoint
     assert store.claim("worker-that-died", [KIND]).id == job.id
-    worker = Worker(store, artifacts, settings).start()
+    worker = Worker(store, artifacts, settings, executor=ThreadExecutor()).start()
     try:
         done = wait(store, owner, job.id, FINAL_STATES)
     finally:
@@ -112,12 +113,12 @@ def test_a_stopped_worker_hands_its_jobs_back(
         env: tuple[Store, LocalArtifacts, Settings, int]) -> None:
     store, artifacts, settings, owner = env
     job = store.submit(owner, KIND, {"steps": 200, "step_s": 0.02})
-    first = Worker(store, artifacts, settings).start()
+    first = Worker(store, artifacts, settings, executor=ThreadExecutor()).start()
     wait(store, owner, job.id, {"running"})
     time.sleep(0.3)
     first.stop()
     assert store.get(owner, job.id).state == "queued"
-    second = Worker(store, artifacts, settings).start()
+    second = Worker(store, artifacts, settings, executor=ThreadExecutor()).start()
     try:
         done = wait(store, owner, job.id, FINAL_STATES)
     finally:
@@ -128,7 +129,8 @@ def test_a_stopped_worker_hands_its_jobs_back(
 def test_an_unknown_kind_fails(env: tuple[Store, LocalArtifacts, Settings, int]) -> None:
     store, artifacts, settings, owner = env
     job = store.submit(owner, "no-such-kind", {})
-    worker = Worker(store, artifacts, settings, kinds=[KIND, "no-such-kind"]).start()
+    worker = Worker(store, artifacts, settings, executor=ThreadExecutor(),
+                    kinds=[KIND, "no-such-kind"]).start()
     try:
         failed = wait(store, owner, job.id, FINAL_STATES)
     finally:

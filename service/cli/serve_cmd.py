@@ -1,0 +1,52 @@
+"""`hwnas serve`: the API and the job worker in one process (uvicorn), or either alone."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int | None, typer.Option(
+        min=0, help="Jobs run at once here (default HWNAS_WORKERS, 2); 0: API only.")] = None,
+    worker_only: Annotated[bool, typer.Option(
+        "--worker-only", help="Run jobs from the database, serve no HTTP.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Start the hwnas service: REST API under /v1 and, by default, the job worker.
+
+    Settings come from HWNAS_* variables (deploy/README.md lists them): HWNAS_DATA_DIR,
+    HWNAS_DATABASE_URL, HWNAS_EXECUTOR=ray with HWNAS_RAY_ADDRESS, ...
+    """
+    from service.config import Settings
+
+    overrides = {} if workers is None else {"workers": workers}
+    settings = Settings(**overrides)
+    if worker_only:
+        _run_worker(settings)
+        return
+    import uvicorn
+
+    from service.api import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
+                timeout_graceful_shutdown=30)
+
+
+def _run_worker(settings: object) -> None:
+    from service.api.services import build_services, close_services
+
+    if settings.workers < 1:  # type: ignore[attr-defined]
+        raise ValueError("--worker-only needs --workers >= 1")
+    services = build_services(settings, start_worker=True)  # type: ignore[arg-type]
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    typer.echo(f"worker {services.worker.id} running jobs; Ctrl-C to stop")
+    done.wait()
+    close_services(services)
