@@ -181,6 +181,8 @@ class _Runner:
                 raise SearchCancelled(f"search cancelled in {name} after {used} evaluations")
             n = min(self._batch(strategy), calls - used)
             archs = strategy.ask(n)
+            if not archs:
+                break  # the strategy has nothing new to propose (a small or converged space)
             asked += len(archs)
             texts = [space.encode(a) for a in archs]
             used += self._score(space, texts, name)
@@ -192,13 +194,16 @@ class _Runner:
             self.ckpt.save()
             self.progress(self._fraction(name, used / calls),
                           f"{name}: {used}/{calls} evaluations, best {best_score:.4g}")
-        best_arch, best_score = strategy.best()
+        found = strategy.best()
         if incumbent is not None:
             text = space.encode(incumbent)
             used += self._score(space, [text], name)
             known = self.scores[self._key(text, name)]
-            if known > best_score:
-                best_arch, best_score = incumbent, known
+            if found is None or known > found[1]:
+                found = (incumbent, known)
+        if found is None:
+            raise ValueError(f"{name}: strategy {self.config.strategy!r} proposed no arch")
+        best_arch, best_score = found
         self.stages.append({
             "name": name, "slots": [space.slots[i].name for i in searched],
             "evaluations": used, "seconds": round(time.monotonic() - start, 3),
