@@ -232,6 +232,7 @@ class PredictorFile(BaseModel):
         lut: The lookup table it sums, embedded (None for kinds fitted without one).
         noise_floor: Robust CV of the reference-cell medians behind it, if known.
         e2e_samples: How many end-to-end measured archs it was fitted on.
+        floor_ms: Predictions never go below this (half the fastest measured arch).
         state: Kind-specific numbers (coefficients, trees), plain JSON: no pickle.
     """
 
@@ -244,6 +245,7 @@ class PredictorFile(BaseModel):
     lut: LutFile | None = None
     noise_floor: float | None = None
     e2e_samples: int = Field(default=0, ge=0)
+    floor_ms: float = Field(default=0.0, ge=0)
     state: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -67,6 +67,7 @@ class Predictor(ABC):
         self.lut: LookupTable | None = None
         self.noise_floor: float | None = None
         self.e2e_samples = 0
+        self.floor_ms = 0.0
         self._space: Space | None = None
 
     @property
@@ -110,6 +111,10 @@ class Predictor(ABC):
         self.e2e_samples = n
         self._prepare()
         self._fit(samples if n else None)
+        # A regression can extrapolate below zero for archs far from what it was fitted
+        # on (e.g. every slot at its cheapest op); no prediction goes under half the
+        # fastest arch measured.
+        self.floor_ms = 0.5 * float(samples.latency_ms.min()) if n else 0.0
         return self
 
     def check(self, samples: Samples, what: str = "e2e samples") -> None:
@@ -126,8 +131,11 @@ class Predictor(ABC):
         return arch_indices(self.space, archs)
 
     def predict(self, archs: Archs) -> np.ndarray:
-        """Predicted latency (ms, float64), one per arch; archs, arch strings or indices."""
-        return self._predict(self.indices(archs))
+        """Predicted latency (ms, float64), one per arch; archs, arch strings or indices.
+
+        Never below `floor_ms` (half the fastest end-to-end measured arch, 0 without any).
+        """
+        return np.maximum(self._predict(self.indices(archs)), self.floor_ms)
 
     def predict_std(self, archs: Archs) -> np.ndarray:
         """Per-arch uncertainty (ms): the measured spread of the LUT cells summed, combined
@@ -144,7 +152,7 @@ class Predictor(ABC):
         return PredictorFile(kind=self.kind, space=self.space_ref, device=self.device,
                              lut=self.lut.to_file() if self.lut is not None else None,
                              noise_floor=self.noise_floor, e2e_samples=self.e2e_samples,
-                             state=self._state())
+                             floor_ms=self.floor_ms, state=self._state())
 
     def save(self, path: str | Path) -> None:
         """Write the predictor as versioned JSON (``PredictorFile``), atomically."""
@@ -159,6 +167,7 @@ class Predictor(ABC):
         if pred.needs_lut and pred.lut is None:
             raise ValueError(f"predictor file: kind {doc.kind!r} needs its lut, which is missing")
         pred.noise_floor, pred.e2e_samples = doc.noise_floor, doc.e2e_samples
+        pred.floor_ms = doc.floor_ms
         pred._space = doc.space.build()
         pred._prepare()
         pred._set_state(doc.state)

@@ -1,0 +1,144 @@
+"""The hardware-tailored two-stage search on a real device predictor (nb201 on onnxruntime).
+
+The predictor is the real pipeline at a size that takes seconds: the small nb201 space's
+kit exported from models/, measured by the board runner on onnxruntime, a FOX-NAS
+predictor fitted on the LUT and 12 whole archs (`search.local`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from latency import Predictor
+from profilers.device import DeviceProfile
+from search.constraints import LatencyBudget, Target, UnreachableBudgetError, fastest_arch
+from search.driver import SearchCancelled, SearchConfig, one_stage, pareto_front, two_stage
+from search.estimators import get_estimator
+from search.local import local_predictor
+from search.strategies import list_strategies
+from search.tailor import tailor
+from spaces import Arch, Space, get_space
+
+PARAMS = {"channels": 8, "cells": 1, "classes": 10}
+DEVICE = DeviceProfile(name="cpu", backend="onnxruntime", resolution=16)
+
+
+@pytest.fixture(scope="module")
+def space() -> Space:
+    return get_space("nb201", resolution=16, **PARAMS)
+
+
+@pytest.fixture(scope="module")
+def predictor(space: Space, tmp_path_factory: pytest.TempPathFactory) -> Predictor:
+    return local_predictor(space, DEVICE, tmp_path_factory.mktemp("cache"), archs=12)
+
+
+@pytest.fixture(scope="module")
+def budget(space: Space, predictor: Predictor) -> LatencyBudget:
+    # The median of random archs: about half the space is feasible.
+    sample = [space.sample(np.random.default_rng(i)) for i in range(64)]
+    return LatencyBudget([Target("cpu", predictor,
+                                 float(np.median(predictor.predict(sample))))])
+
+
+def test_local_predictor_is_cached(space: Space, predictor: Predictor, tmp_path: Path) -> None:
+    assert predictor.kind == "fox" and predictor.e2e_samples == 12
+    ms = predictor.predict([space.default()])
+    assert ms.shape == (1,) and 0 < ms[0] < 1000
+
+
+@pytest.mark.parametrize("strategy", list_strategies())
+def test_two_stage_finds_a_feasible_arch(space: Space, budget: LatencyBudget,
+                                         strategy: str) -> None:
+    estimator = get_estimator("params", space=space)
+    config = SearchConfig(strategy=strategy, evaluations=24, batch=6, seed=1)
+    out = two_stage(space, estimator, budget, config)
+    assert [s.name for s in out.stages] == ["stage1", "stage2"]
+    assert len(out.stages[0].slots) == len(space.slots) - 2  # t = 6 // 3 = 2 slots later
+    assert budget.ratio([out.best])[0] <= 1.0
+    assert out.latency_ms["cpu"] <= budget.targets[0].budget_ms
+    # Stage two keeps stage one's later slots.
+    best1 = space.decode(out.stages[0].best_arch)
+    assert out.best.ops[2:] == best1.ops[2:]
+    assert out.best_score >= out.stages[0].best_score
+    ratios = [p["ratio"] for p in out.pareto]
+    assert ratios == sorted(ratios)
+    assert [p["score"] for p in out.pareto] == sorted(p["score"] for p in out.pareto)
+
+
+def test_one_stage_and_the_score_cache(space: Space, budget: LatencyBudget) -> None:
+    calls: list[int] = []
+    params = get_estimator("params", space=space)
+
+    class Counting:
+        def score(self, archs: list[Arch]) -> np.ndarray:
+            calls.append(len(archs))
+            return params.score(archs)
+
+        def describe(self) -> str:
+            return params.describe()
+
+    out = one_stage(space, Counting(), budget, SearchConfig(evaluations=20, batch=5))
+    assert [s.name for s in out.stages] == ["full"]
+    assert sum(calls) == len(out.evaluated) <= 20  # each arch is scored once
+    assert len({e.arch for e in out.evaluated}) == len(out.evaluated)
+
+
+def test_cancel_and_resume_gives_the_uninterrupted_result(space: Space, budget: LatencyBudget,
+                                                          tmp_path: Path) -> None:
+    estimator = get_estimator("params", space=space)
+    config = SearchConfig(strategy="evolution", evaluations=30, batch=5, seed=3)
+    whole = two_stage(space, estimator, budget, config)
+    ckpt = tmp_path / "state.json"
+    polls = iter(range(1000))
+    with pytest.raises(SearchCancelled):
+        two_stage(space, estimator, budget, config, checkpoint=ckpt,
+                  should_stop=lambda: next(polls) >= 4)
+    assert ckpt.exists()
+    resumed = two_stage(space, estimator, budget, config, checkpoint=ckpt)
+    assert resumed.best == whole.best
+    assert [e.arch for e in resumed.evaluated] == [e.arch for e in whole.evaluated]
+
+
+def test_unreachable_budget_names_the_fastest_latency(space: Space, predictor: Predictor) -> None:
+    fastest = fastest_arch(space, LatencyBudget([Target("cpu", predictor, 1.0)]))
+    ms = float(predictor.predict([fastest])[0])
+    assert ms > 0
+    tight = LatencyBudget([Target("cpu", predictor, ms * 0.5)])
+    with pytest.raises(UnreachableBudgetError, match=r"fastest reachable latency is cpu: "):
+        two_stage(space, get_estimator("params", space=space), tight, SearchConfig())
+
+
+def test_multi_device_ratio_is_the_worst(space: Space, predictor: Predictor) -> None:
+    archs = [space.sample(np.random.default_rng(i)) for i in range(8)]
+    ms = predictor.predict(archs)
+    both = LatencyBudget([Target("a", predictor, 2.0), Target("b", predictor, 1.0)])
+    assert np.allclose(both.ratio(archs), ms / 1.0)
+    with pytest.raises(ValueError, match="unique"):
+        LatencyBudget([Target("a", predictor, 2.0), Target("a", predictor, 1.0)])
+    with pytest.raises(ValueError, match="budget_ms"):
+        Target("a", predictor, -1.0)
+
+
+def test_tailoring_keeps_cheap_and_capable_ops(space: Space, budget: LatencyBudget) -> None:
+    estimator = get_estimator("params", space=space)
+    result = tailor(space, estimator, budget, keep=3)
+    for i, kept in enumerate(result.kept):
+        choices = space.slots[i].choices
+        assert 2 <= len(kept) <= 3
+        assert choices[int(np.argmin(result.cost[i, :len(choices)]))] in kept
+    # The op with the most parameters (3x3 conv) is kept wherever it is allowed: nothing
+    # dominates it on capacity.
+    assert all("nor_conv_3x3" in kept for kept in result.kept)
+    assert result.summary()[0]["kept"][0].keys() == {"op", "capacity", "cost"}
+    with pytest.raises(ValueError, match="keep"):
+        tailor(space, estimator, budget, keep=1)
+
+
+def test_pareto_front() -> None:
+    cost = np.array([1.0, 2.0, 2.0, 3.0, 0.5])
+    score = np.array([1.0, 3.0, 2.0, 2.5, 0.2])
+    assert pareto_front(cost, score) == [4, 0, 1]
