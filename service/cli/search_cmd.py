@@ -40,6 +40,8 @@ def search(
                                       "0 keeps all.")] = 8,
     data: Annotated[str | None, typer.Option(help="ImageFolder dir or .npz (default: "
                                              "bundled digits).")] = None,
+    export: Annotated[str, typer.Option(help="Exported files, comma separated: onnx, tflite, "
+                                        "tflite-int8, openvino.")] = "onnx,tflite,tflite-int8",
     seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
     cache: Annotated[Path | None, typer.Option(help="Cache of local profiling runs "
                                                "(default ~/.cache/hwnas).")] = None,
@@ -63,6 +65,7 @@ def search(
             space=space, space_params=parse_params(space, param), estimator=estimator,
             checkpoint=checkpoint, strategy=strategy, evaluations=evaluations, stages=stages,
             tailor_keep=keep or None, data=data, seed=seed,
+            formats=[f.strip() for f in export.split(",") if f.strip()],
             cache_dir=str(cache) if cache else None,
             targets=[TargetSpec(device=d, budget_ms=b,
                                 predictor=None if not predictors or predictors[i] == "-"

@@ -1,0 +1,82 @@
+"""`hwnas search` end to end on a small nb201 space: profile, search, export, time, report.
+
+The real pipeline at a size that takes seconds: this machine is profiled on onnxruntime
+(kit, board runner, FOX-NAS fit), the params estimator scores, the winner is exported to
+ONNX and timed on onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.cli import main
+
+SMALL = ["--space", "nb201", "-p", "channels=8", "-p", "cells=1", "--resolution", "16"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def search(capfd: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["search", *argv])
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def test_search_writes_a_model_and_a_report(capfd: pytest.CaptureFixture[str], cache: Path,
+                                           tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, stdout, err = search(capfd, *SMALL, "--backend", "onnxruntime", "--budget-ms", "50",
+                               "--estimator", "params", "--evaluations", "12", "--keep", "3",
+                               "--export", "onnx", "--cache", str(cache), "-o", str(out))
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    target = report["targets"][0]
+    assert target["within_budget_predicted"] and target["measured"]["measured"]
+    assert target["measured"]["median_ms"] > 0 and target["error_vs_predicted"] is not None
+    assert report["files"]["onnx"]["ok"] and (out / "model.onnx").exists()
+    assert [s["name"] for s in report["stages"]] == ["stage1", "stage2"]
+    assert all(2 <= len(slot["kept"]) <= 3 for slot in report["tailored"])
+    assert report["trained"] is False and report["pareto"]
+    assert "## Latency" in (out / "report.md").read_text()
+    assert f"best {report['arch']}" in stdout
+    # A second search on the same device reuses the cached predictor (no new profiling).
+    assert len(list(cache.iterdir())) == 1
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--budget-ms", "5", "--budget-ms", "6"], "--budget-ms: give one budget per device"),
+    (["--budget-ms", "5", "--strategy", "nope"], "--strategy: unknown strategy 'nope'"),
+    (["--budget-ms", "5", "--estimator", "nope"], "--estimator: unknown estimator 'nope'"),
+    (["--budget-ms", "5", "--backend", "tensorrt"], "--backend: unknown backend"),
+    (["--budget-ms", "-1"], "budget_ms: Input should be greater than 0"),
+    (["--budget-ms", "5", "-p", "classes=3"], "space_params: 'classes' is set by the device"),
+])
+def test_bad_input_is_one_line(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                               argv: list[str], needle: str) -> None:
+    code, _, err = search(capfd, *SMALL, *argv, "-o", str(tmp_path / "o"))
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("error: ") and needle in err
+
+
+def test_bad_device_file(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps({"schema_version": 1, "name": "pi", "backend": "onnxruntime",
+                               "threads": 0}))
+    code, _, err = search(capfd, "--device", str(dev), "--budget-ms", "5", "-o",
+                          str(tmp_path / "o"))
+    assert code == 2 and "threads" in err
+
+
+def test_budget_below_the_fastest_arch(capfd: pytest.CaptureFixture[str], cache: Path,
+                                       tmp_path: Path) -> None:
+    code, _, err = search(capfd, *SMALL, "--backend", "onnxruntime", "--budget-ms", "0.0001",
+                          "--estimator", "params", "--cache", str(cache), "-o",
+                          str(tmp_path / "o"))
+    assert code == 2
+    assert "fastest reachable latency is local-onnxruntime:" in err
