@@ -119,7 +119,7 @@ class ProcessExecutor:
                     if message[0] == "report":
                         status.report(*message[1:])
                         continue
-                    return _answer(message, job_id)
+                    return answer(message, job_id)
                 if not process.is_alive() and not parent.poll(0):
                     break
                 if status.stop.is_set():
@@ -140,7 +140,7 @@ class ProcessExecutor:
         return None
 
 
-def _answer(message: tuple[Any, ...], job_id: int) -> dict[str, Any]:
+def answer(message: tuple[Any, ...], job_id: int) -> dict[str, Any]:
     if message[0] == "done":
         return message[1]
     if message[0] == "cancelled":
@@ -175,10 +175,16 @@ def _child_main(kind: str, job_id: int, params: dict[str, Any], work_dir: str, a
     ctx = JobContext(job_id=job_id, params=params, work_dir=Path(work_dir), attempt=attempt,
                      report=report, stop_requested=stop.is_set)
     try:
-        conn.send(("done", get_job_kind(kind).run(ctx)))
-    except JobCancelled:
-        conn.send(("cancelled",))
-    except BaseException as exc:  # everything goes back to the parent, then we exit
-        conn.send(("error", type(exc).__name__, str(exc), traceback.format_exc()))
+        conn.send(run_to_answer(kind, ctx))
     finally:
         conn.close()
+
+
+def run_to_answer(kind: str, ctx: JobContext) -> tuple[Any, ...]:
+    """Run a job kind and turn how it ended into a picklable answer for the worker."""
+    try:
+        return ("done", get_job_kind(kind).run(ctx))
+    except JobCancelled:
+        return ("cancelled",)
+    except Exception as exc:  # everything goes back to the worker, which fails the job
+        return ("error", type(exc).__name__, str(exc), traceback.format_exc())
