@@ -181,7 +181,7 @@ class SearchTarget(BaseModel):
 class SearchLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    evaluations: int = Field(default=500, ge=1, le=1_000_000)
+    evaluations: int = Field(default=200, ge=4, le=100_000)
     minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
 
 
@@ -194,7 +194,7 @@ class SearchCreate(BaseModel):
             "space": "mbv2", "params": {"resolution": 224},
             "targets": [{"device_id": 1, "budget_ms": 25.0}],
             "estimator": "zico", "strategy": "evolution", "data": "cifar10",
-            "limits": {"evaluations": 500, "minutes": 30}, "train_minutes": 0, "seed": 0}]},
+            "limits": {"evaluations": 200, "minutes": 30}, "seed": 0}]},
     )
 
     space: str = Field(min_length=1, max_length=64)
@@ -205,7 +205,6 @@ class SearchCreate(BaseModel):
     data: str | None = Field(default=None, max_length=1024,
                              description="Data set reference for accuracy estimation.")
     limits: SearchLimits = Field(default_factory=SearchLimits)
-    train_minutes: float = Field(default=0.0, ge=0, le=7 * 24 * 60)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
 

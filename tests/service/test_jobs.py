@@ -63,5 +63,19 @@ def test_kit_profile_predictor(settings: Settings) -> None:
         report = client.get(f"{base}/predictor", headers=alice).json()["report"]
         assert report["held_out"] and report["accuracy"]["archs"] >= 2
         assert client.get(f"{base}/predictor/file", headers=alice).json()["schema_version"]
+        budget = 2 * max(m["median_ms"] for m in client.get(
+            f"{base}/measurements/{sets[0]['id']}", headers=alice).json()["archs"])
+        created = client.post("/v1/searches", headers=alice, json={
+            "space": "nb201", "params": NB201, "estimator": "params", "strategy": "random",
+            "targets": [{"device_id": device["id"], "budget_ms": budget}],
+            "limits": {"evaluations": 8, "minutes": 5}})
+        assert created.status_code == 202, created.text
+        job = wait_job(client, alice, created.json()["id"], timeout=300)
+        assert job["state"] == "succeeded", job
+        files = {a["name"]: a["bytes"] for a in client.get(
+            f"/v1/searches/{job['id']}/artifacts", headers=alice).json()}
+        assert {"model.onnx", "report.json"} <= set(files)
+        model = client.get(f"/v1/searches/{job['id']}/artifacts/model.onnx", headers=alice)
+        assert model.status_code == 200 and len(model.content) == files["model.onnx"]
         metrics = client.get("/v1/metrics").text
-        assert 'hwnas_jobs{state="succeeded"} 3.0' in metrics
+        assert 'hwnas_jobs{state="succeeded"} 4.0' in metrics

@@ -1,22 +1,33 @@
-"""The `search` job: run `search.api.run_search` for a `SearchCreate` request.
+"""The `search` job: `search.api.run_search` for a `SearchCreate` request.
 
-`prepare` resolves each target device to its profile and its newest predictor's file;
-`run` hands `search.api.SearchSpec` those and the request's space, estimator, strategy,
-data and limits, with the job's folder as the output folder. `run_search` writes
-`model.onnx`, `model.tflite`, `model-int8.tflite` and `report.json` there and resumes from
-its own checkpoint in that folder, so a search whose worker died continues where it
-stopped. Progress messages (the current best) become the job's status line.
+`prepare` resolves each target device to a `profilers.device.DeviceProfile` and its
+newest predictor's file; `run` builds `search.api.SearchSpec` from those and the request
+(space, estimator, strategy, data, evaluations, seed) with the job's folder as the output
+folder. `run_search` writes `model.onnx`, `model.tflite`, `model-int8.tflite` and
+`report.json` there and resumes from its checkpoint in that folder, so a search whose
+worker died continues where it stopped. Progress messages (the current best) become the
+job's status line.
+
+`limits.minutes` is enforced here: past it the search is stopped at its next batch
+(its checkpoint kept) and the job fails saying so.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
-from service.jobs.registry import JobContext, JobEnv, register_job
+from service.jobs.registry import JobCancelled, JobContext, JobEnv, register_job
 from service.store import ClaimedJob, ConflictError, NotFoundError
 
 
+def _profile_name(device_id: int, name: str) -> str:
+    return f"{device_id}-{re.sub(r'[^A-Za-z0-9._-]+', '-', name)}"[:100]
+
+
 def _prepare(env: JobEnv, job: ClaimedJob) -> dict[str, Any]:
+    resolution = job.params["params"].get("resolution", 224)
     targets = []
     for target in job.params["targets"]:
         device = env.store.get_device(job.owner_id, target["device_id"])
@@ -24,10 +35,14 @@ def _prepare(env: JobEnv, job: ClaimedJob) -> dict[str, Any]:
             _, artifact = env.store.latest_predictor(job.owner_id, device.id)
         except NotFoundError as exc:
             raise ConflictError(f"targets: {exc}") from exc
-        predictor = env.artifacts.local_path(artifact)
-        targets.append({"device": device.model_dump(mode="json", exclude={"created_at"}),
-                        "predictor": str(predictor), "budget_ms": target["budget_ms"]})
-    return {"resolved_targets": targets}
+        profile = {"name": _profile_name(device.id, device.name), "backend": device.backend,
+                   "hardware": device.hardware, "threads": device.threads,
+                   "precision": device.precision, "delegate": device.delegate,
+                   "resolution": resolution}
+        targets.append({"device": profile, "budget_ms": target["budget_ms"],
+                        "predictor": str(env.artifacts.local_path(artifact))})
+    return {"resolved_targets": targets,
+            "cache_dir": str(env.artifacts.local_dir("cache/search"))}
 
 
 def _finish(env: JobEnv, job: ClaimedJob, result: dict[str, Any]) -> dict[str, Any]:
@@ -37,15 +52,28 @@ def _finish(env: JobEnv, job: ClaimedJob, result: dict[str, Any]) -> dict[str, A
 
 @register_job("search", prepare=_prepare, finish=_finish)
 def run_search_job(ctx: JobContext) -> dict[str, Any]:
-    """Run the search into the job's folder; returns the report's summary."""
+    """Run the search into the job's folder; returns the report."""
     from search.api import SearchSpec, run_search
+    from search.driver import SearchCancelled
 
     params = ctx.params
-    spec = SearchSpec.model_validate({
-        "space": params["space"], "params": params["params"],
-        "targets": params["resolved_targets"], "estimator": params["estimator"],
-        "strategy": params["strategy"], "data": params["data"], "limits": params["limits"],
-        "train_minutes": params["train_minutes"], "seed": params["seed"]})
-    report = run_search(spec, ctx.work_dir, progress=ctx.progress,
-                        should_stop=ctx.should_stop)
+    space_params = {k: v for k, v in params["params"].items()
+                    if k not in ("resolution", "classes")}
+    spec = SearchSpec(
+        space=params["space"], space_params=space_params, targets=params["resolved_targets"],
+        estimator=params["estimator"], strategy=params["strategy"], data=params["data"],
+        evaluations=max(4, params["limits"]["evaluations"]), seed=params["seed"],
+        cache_dir=params["cache_dir"])
+    deadline = time.monotonic() + 60 * params["limits"]["minutes"]
+
+    def should_stop() -> bool:
+        return ctx.should_stop() or time.monotonic() > deadline
+
+    try:
+        report = run_search(spec, ctx.work_dir, progress=ctx.progress, should_stop=should_stop)
+    except SearchCancelled:
+        if ctx.should_stop():
+            raise JobCancelled(f"search {ctx.job_id} stopped") from None
+        raise RuntimeError(f"limits.minutes: {params['limits']['minutes']} min reached; "
+                           "the checkpoint is kept") from None
     return {"report": report.model_dump(mode="json")}
