@@ -109,13 +109,18 @@ class LookupTable(Mapping[str, Measurement]):
     @classmethod
     def from_measurements(cls, doc: MeasurementsFile | str | Path, *,
                           statistic: str = "median_ms") -> LookupTable:
-        """The table of a ``measurements.json`` (its ``cells``; whole archs are not cells)."""
+        """The table of a ``measurements.json`` (its ``cells``; whole archs are not cells).
+
+        Each cell is taken drift-corrected (`MeasurementsFile.drift_corrected`): scaled to
+        the run's typical machine speed by the reference level of its chunk.
+        """
         if not isinstance(doc, MeasurementsFile):
             path = Path(doc)
             if not path.is_file():
                 raise FileNotFoundError(f"measurements file not found: {path}")
             doc = load_measurements(path)
-        return cls(doc.cells, space=SpaceRef(name=doc.kit.space, params=doc.kit.params),
+        return cls([doc.drift_corrected(m) for m in doc.cells],
+                   space=SpaceRef(name=doc.kit.space, params=doc.kit.params),
                    device=DeviceRef.of(doc), reference_key=doc.reference_key,
                    reference=doc.reference, statistic=statistic)
 

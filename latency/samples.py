@@ -171,7 +171,8 @@ def samples_from_measurements(doc: MeasurementsFile, manifest: KitManifest, *,
                               statistic: str = "median_ms") -> Samples:
     """The whole archs of a measurements file, their strings taken from the kit's manifest.
 
-    ``statistic`` (``median_ms`` or ``p10_ms``) picks each arch's latency, as the LUT's.
+    ``statistic`` (``median_ms`` or ``p10_ms``) picks each arch's latency, as the LUT's,
+    drift-corrected like the LUT's cells (`MeasurementsFile.drift_corrected`).
 
     Raises:
         ValueError: The manifest is not the measured kit's (hash differs), or has no entry
@@ -192,5 +193,5 @@ def samples_from_measurements(doc: MeasurementsFile, manifest: KitManifest, *,
         if text is None:
             raise ValueError(f"kit: no arch entry {m.key!r} in the manifest")
         archs.append(_decode(space, text, f"kit entry {m.key}"))
-        times.append(float(getattr(m, statistic)))
+        times.append(float(getattr(doc.drift_corrected(m), statistic)))
     return Samples(space_ref, archs, np.array(times), DeviceRef.of(doc), list(doc.reference))

@@ -285,17 +285,21 @@ class MeasurementsFile(BaseModel):
         """Keys already measured."""
         return {m.key for m in (*self.cells, *self.archs)}
 
-    def drift_corrected_ms(self, measurement: Measurement) -> float:
-        """``measurement``'s median at the run's typical machine speed.
+    def drift_corrected(self, measurement: Measurement) -> Measurement:
+        """``measurement`` at the run's typical machine speed.
 
-        The median is scaled by the run's overall reference median over the reference
+        Its times are scaled by the run's overall reference median over the reference
         level of its own chunk, so entries measured while the machine was slow or fast
-        compare like for like. Without a recorded level, the raw median.
+        compare like for like. Unchanged without a recorded level (older files).
         """
         if measurement.reference_ms is None or not self.reference:
-            return measurement.median_ms
+            return measurement
         overall = sorted(self.reference)[len(self.reference) // 2]
-        return measurement.median_ms * overall / measurement.reference_ms
+        factor = overall / measurement.reference_ms
+        return measurement.model_copy(update={
+            "median_ms": measurement.median_ms * factor, "p10_ms": measurement.p10_ms * factor,
+            "p90_ms": measurement.p90_ms * factor, "mean_ms": measurement.mean_ms * factor,
+            "reference_ms": overall})
 
 
 def load_measurements(path: str | Path) -> MeasurementsFile:

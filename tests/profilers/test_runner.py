@@ -58,7 +58,9 @@ def test_measures_a_kit(
     for m in (*doc.cells, *doc.archs):
         assert 0 < m.p10_ms <= m.median_ms <= m.p90_ms
         assert m.reference_ms is not None and min(doc.reference) <= m.reference_ms
-        assert doc.drift_corrected_ms(m) > 0
+        fixed = doc.drift_corrected(m)
+        assert fixed.median_ms / m.median_ms == pytest.approx(fixed.reference_ms / m.reference_ms)
+        assert fixed.reference_ms == sorted(doc.reference)[len(doc.reference) // 2]
         assert m.runs >= 10 and m.threads == 1 and m.precision == "fp32"
     assert "measured 2 LUT entries and 1 archs" in err
 
