@@ -138,6 +138,7 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
                   should_stop=stop, checkpoint=out_dir / "search_state.json")
     report(0.86, f"exporting {deploy.encode(outcome.best)}")
     from .deliver import export_winner, measure_exported
+    from .local import cache_dir
 
     formats = list(dict.fromkeys(spec.formats + (
         ["openvino"] if any(t.device.backend == "openvino" for t in spec.targets)
@@ -146,7 +147,10 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
     files = export_winner(deploy, outcome.best, out_dir, formats=formats,
                           calibration=calibration, seed=spec.seed)
     report(0.95, "timing the exported files")
-    measured = measure_exported(out_dir, [t.device for t in spec.targets])
+    cache = Path(spec.cache_dir) if spec.cache_dir else DEFAULT_CACHE
+    profiles = {t.device.name: cache_dir(cache, deploy, t.device) for t in spec.targets
+                if t.predictor is None}
+    measured = measure_exported(out_dir, [t.device for t in spec.targets], profiles=profiles)
     result = SearchReport.build(spec=spec, deploy=deploy, outcome=outcome, budget=budget,
                                 files=files, measured=measured, tailoring=tailoring,
                                 estimator=estimator.describe(), data=data.describe(),

@@ -9,6 +9,9 @@ latency next to the predicted one.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,11 +64,18 @@ def export_winner(space: Space, arch: Arch, out: Path, *, formats: Sequence[str]
 
 
 def measure_exported(out: Path, devices: Sequence[DeviceProfile], *,
-                     runs: int = 40) -> dict[str, dict[str, Any]]:
+                     profiles: dict[str, Path] | None = None,
+                     runs: int = 60) -> dict[str, dict[str, Any]]:
     """Time each device's own exported file here, where its runtime is installed.
 
     Devices whose runtime, device or delegate is not on this machine are reported with
     the reason instead of a latency. All files are timed in interleaved rounds.
+
+    `profiles` maps a device to the folder where this machine profiled it (`kit.zip`,
+    `measurements.json`): its reference cell is timed beside the file, and the file's
+    median is also given at the profiling run's machine speed (`drift_corrected_ms`),
+    since this shared machine's speed drifts by tens of percent between minutes and the
+    prediction stands for the speed the LUT was measured at.
     """
     from models.export import FILE_NAMES
     from profilers.base import get_backend
@@ -73,7 +83,8 @@ def measure_exported(out: Path, devices: Sequence[DeviceProfile], *,
     from profilers.formats import ProtocolSettings
     from profilers.protocol import measure_many
 
-    runners, result = {}, {}
+    runners, result, refs = {}, {}, {}
+    scratch = Path(tempfile.mkdtemp(prefix="hwnas-ref-"))
     for dev in devices:
         fmt = RUNS.get((dev.backend, dev.precision))
         path = out / FILE_NAMES[fmt] if fmt else None
@@ -95,11 +106,43 @@ def measure_exported(out: Path, devices: Sequence[DeviceProfile], *,
             result[dev.name] = {"measured": False, "reason": str(err)}
             continue
         result[dev.name] = {"measured": True, "file": path.name}
+        folder = (profiles or {}).get(dev.name)
+        if folder is not None:
+            ref = _reference(folder, scratch)
+            if ref is not None:
+                refs[dev.name] = ref[1:]
+                runners[f"{dev.name}#reference"] = backend.load(
+                    ref[0], threads=dev.threads, precision=dev.precision, device=dev.device)
     if runners:
-        settings = ProtocolSettings(runs=runs, min_runs=min(10, runs), rounds=min(10, runs),
+        settings = ProtocolSettings(runs=runs, min_runs=min(10, runs), rounds=min(20, runs),
                                     remeasure_passes=0)
         stats = measure_many(runners, settings)
         for name, s in stats.items():
+            if name.endswith("#reference"):
+                continue
             result[name] |= {"median_ms": s.median_ms, "p10_ms": s.p10_ms,
                              "p90_ms": s.p90_ms, "cv": s.cv, "runs": s.runs}
+            if name in refs:
+                key, profiled_ms = refs[name]
+                now_ms = stats[f"{name}#reference"].median_ms
+                result[name] |= {"drift_corrected_ms": s.median_ms * profiled_ms / now_ms,
+                                 "reference": {"key": key, "profiled_ms": profiled_ms,
+                                               "now_ms": now_ms}}
+    shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def _reference(folder: Path, scratch: Path) -> tuple[Path, str, float] | None:
+    """The profiling run's reference cell: its file (extracted), key and overall median."""
+    from profilers.formats import load_measurements, read_manifest
+
+    kit, measured = folder / "kit.zip", folder / "measurements.json"
+    if not kit.exists() or not measured.exists():
+        return None
+    doc = load_measurements(measured)
+    entry = next((e for e in read_manifest(kit).entries if e.key == doc.reference_key), None)
+    if entry is None or not doc.reference:
+        return None
+    with zipfile.ZipFile(kit) as archive:
+        path = Path(archive.extract(entry.file, scratch))
+    return path, entry.key, sorted(doc.reference)[len(doc.reference) // 2]

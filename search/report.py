@@ -67,7 +67,9 @@ class SearchReport(BaseModel):
             predicted = outcome.latency_ms[t.name]
             std = getattr(t.predictor, "predict_std", None)
             got = measured.get(t.name, {"measured": False, "reason": "not timed"})
-            ms = got.get("median_ms")
+            # Compare with the prediction at the machine speed the LUT was measured at,
+            # when the profiling run's reference cell was timed beside the file.
+            ms = got.get("drift_corrected_ms", got.get("median_ms"))
             targets.append(TargetResult(
                 device=t.name, backend=next(s.device.backend for s in spec.targets
                                             if s.device.name == t.name),
@@ -111,6 +113,8 @@ def markdown(r: SearchReport) -> str:
                                           if t.predicted_std_ms is not None else "")
         ms = t.measured.get("median_ms")
         meas = f"{ms:.2f}" if ms else f"not timed ({t.measured.get('reason', '')})"
+        if "drift_corrected_ms" in t.measured:
+            meas += f" ({t.measured['drift_corrected_ms']:.2f} at profiling speed)"
         err = f"{t.error_vs_predicted:+.1%}" if t.error_vs_predicted is not None else "-"
         ok = t.within_budget_measured if t.within_budget_measured is not None \
             else t.within_budget_predicted

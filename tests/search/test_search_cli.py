@@ -39,6 +39,9 @@ def test_search_writes_a_model_and_a_report(capfd: pytest.CaptureFixture[str], c
     target = report["targets"][0]
     assert target["within_budget_predicted"] and target["measured"]["measured"]
     assert target["measured"]["median_ms"] > 0 and target["error_vs_predicted"] is not None
+    ref = target["measured"]["reference"]  # the profiling run's reference cell, timed beside
+    assert target["measured"]["drift_corrected_ms"] == pytest.approx(
+        target["measured"]["median_ms"] * ref["profiled_ms"] / ref["now_ms"])
     assert report["files"]["onnx"]["ok"] and (out / "model.onnx").exists()
     assert [s["name"] for s in report["stages"]] == ["stage1", "stage2"]
     assert all(2 <= len(slot["kept"]) <= 3 for slot in report["tailored"])

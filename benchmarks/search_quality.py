@@ -1,0 +1,217 @@
+"""Search quality with the real parts (issue 6): strategies, stages, device tailoring.
+
+mbv2, deployed at 224x224 with the bundled data's 10 classes, 1 thread; latency from each
+device's FOX-NAS predictor fitted on this machine (`search.local`, cached); accuracy from
+one estimator at 32x32 on the bundled digits (`--estimator`, ZiCo by default; the same
+estimator and budget for every run):
+
+1. **Strategies** against `random` at equal estimator calls (one stage over the space
+   tailored for onnxruntime): best score found, and the calls each needed to reach
+   random's final best.
+2. **Two-stage vs one-stage** (evolution): wall time, estimator calls, best score.
+3. **Device tailoring**: the two-stage search for onnxruntime and for OpenVINO CPU under
+   the same budget; each found arch exported to ONNX and timed on both runtimes in
+   interleaved rounds: does each measure faster on its own backend than the other's?
+4. **Prediction**: every found arch's measured latency against its prediction (+-10%?)
+   and the budget.
+
+Prints the tables and writes `benchmarks/results/search_quality.json`::
+
+    .venv/bin/python benchmarks/search_quality.py                 # ~20 min, first run
+    .venv/bin/python benchmarks/search_quality.py --evaluations 60 --cache /tmp/c  # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from profilers.device import DeviceProfile
+from profilers.formats import HostInfo
+from search.constraints import LatencyBudget, Target
+from search.data import load_dataset
+from search.driver import SearchConfig, one_stage, two_stage
+from search.estimators import estimator_settings, get_estimator
+from search.local import local_predictor
+from search.strategies import list_strategies
+from search.tailor import tailor
+from spaces import Arch, Space, get_space
+
+OUT = Path(__file__).parent / "results" / "search_quality.json"
+
+
+class Memo:
+    """ZiCo with a shared memo, so strategies revisiting an arch cost nothing extra here
+    while each run still counts its own estimator calls (the driver counts them)."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator, self.memo = estimator, {}
+
+    def score(self, archs: Sequence[Arch]) -> np.ndarray:
+        todo = [a for a in dict.fromkeys(archs) if a not in self.memo]
+        if todo:
+            self.memo.update(zip(todo, self.estimator.score(todo).tolist(), strict=True))
+        return np.array([self.memo[a] for a in archs])
+
+    def describe(self) -> str:
+        return self.estimator.describe()
+
+
+def curve(outcome: Any) -> np.ndarray:
+    """Best score so far after each estimator call."""
+    return np.maximum.accumulate([e.score for e in outcome.evaluated])
+
+
+def calls_to_reach(best_so_far: np.ndarray, target: float) -> int | None:
+    hit = np.nonzero(best_so_far >= target)[0]
+    return int(hit[0]) + 1 if hit.size else None
+
+
+def measure_archs(space: Space, archs: dict[str, Arch],
+                  devices: Sequence[DeviceProfile]) -> dict[str, dict[str, float]]:
+    """Median ms of each arch's ONNX file on each device's runtime, interleaved rounds."""
+    import torch
+
+    from models import build
+    from models.export import export_onnx
+    from profilers.base import get_backend
+    from profilers.formats import ProtocolSettings
+    from profilers.protocol import measure_many
+
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        runners = {}
+        for name, arch in archs.items():
+            net = build(space, arch).eval()
+            path = export_onnx(net, torch.zeros(net.example_input().shape),
+                               Path(tmp) / f"{name}.onnx")
+            for dev in devices:
+                runners[f"{name}@{dev.name}"] = get_backend(dev.backend).load(
+                    path, threads=dev.threads, precision="fp32")
+        stats = measure_many(runners, ProtocolSettings(runs=60, rounds=20))
+        for key, s in stats.items():
+            name, dev = key.split("@")
+            out.setdefault(name, {})[dev] = s.median_ms
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evaluations", type=int, default=200)
+    parser.add_argument("--budget-ms", type=float, default=None,
+                        help="default: the median predicted onnxruntime latency of random archs")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "hwnas")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--estimator", default="zico",
+                        help="any registered estimator that needs no checkpoint")
+    parser.add_argument("--width", type=float, default=1.0, help="mbv2 width multiplier")
+    parser.add_argument("-o", "--output", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    data = load_dataset(None, resolution=32, seed=args.seed)
+    deploy = get_space("mbv2", resolution=224, width=args.width, classes=data.classes)
+    small = get_space("mbv2", resolution=32, width=args.width, classes=data.classes)
+    devices = [DeviceProfile(name="onnxruntime", backend="onnxruntime"),
+               DeviceProfile(name="openvino", backend="openvino")]
+    predictors = {d.name: local_predictor(deploy, d, args.cache) for d in devices}
+    rng = np.random.default_rng(args.seed)
+    sample = [deploy.sample(rng) for _ in range(256)]
+    budget_ms = args.budget_ms or float(np.median(predictors["onnxruntime"].predict(sample)))
+    budgets = {d.name: LatencyBudget([Target(d.name, predictors[d.name], budget_ms)])
+               for d in devices}
+    settings = estimator_settings(args.estimator)
+    options = {k: v for k, v in (("data", data), ("seed", args.seed)) if k in settings}
+    scorer = Memo(get_estimator(args.estimator, space=small, **options))
+    tailored = {d.name: tailor(small, scorer, budgets[d.name]) for d in devices}
+    print(f"budget {budget_ms:.2f} ms; tailored ops per slot (onnxruntime): "
+          f"{[len(k) for k in tailored['onnxruntime'].kept]}")
+
+    # 1. Strategies against random, one stage on the onnxruntime-tailored space.
+    space_ort, budget_ort = tailored["onnxruntime"].space, budgets["onnxruntime"]
+    runs: dict[str, dict[str, Any]] = {}
+    for name in list_strategies():
+        t0 = time.monotonic()
+        outcome = one_stage(space_ort, scorer, budget_ort,
+                            SearchConfig(strategy=name, evaluations=args.evaluations,
+                                         seed=args.seed))
+        runs[name] = {"best": outcome.best_score, "curve": curve(outcome).tolist(),
+                      "arch": space_ort.encode(outcome.best), "seconds": time.monotonic() - t0}
+    target = runs["random"]["best"]
+    print(f"\n{'strategy':<10} {'best score':>11} {'calls':>6} {'to reach random':>16}")
+    for name, r in runs.items():
+        r["calls_to_random_best"] = calls_to_reach(np.array(r["curve"]), target)
+        print(f"{name:<10} {r['best']:>11.4f} {len(r['curve']):>6} "
+              f"{r['calls_to_random_best'] or '-':>16}")
+
+    # 2. Two-stage against one-stage (evolution).
+    stages = {}
+    for label, run in (("one-stage", one_stage), ("two-stage", two_stage)):
+        t0 = time.monotonic()
+        fresh = Memo(scorer.estimator)  # no memo shared with the runs above: honest time
+        outcome = run(space_ort, fresh, budget_ort,
+                      SearchConfig(strategy="evolution", evaluations=args.evaluations,
+                                   seed=args.seed))
+        stages[label] = {"seconds": time.monotonic() - t0, "best": outcome.best_score,
+                         "calls": len(outcome.evaluated), "arch": deploy.encode(outcome.best)}
+    print(f"\n{'search':<10} {'seconds':>8} {'calls':>6} {'best score':>11}")
+    for label, r in stages.items():
+        print(f"{label:<10} {r['seconds']:>8.1f} {r['calls']:>6} {r['best']:>11.4f}")
+
+    # 3. Device tailoring: a search per device, every found arch on every runtime.
+    found = {}
+    for d in devices:
+        outcome = two_stage(tailored[d.name].space, scorer, budgets[d.name],
+                            SearchConfig(strategy="evolution", evaluations=args.evaluations,
+                                         seed=args.seed))
+        found[d.name] = outcome.best
+    same = found["onnxruntime"] == found["openvino"]
+    measured = measure_archs(deploy, found, devices)
+    print(f"\narchs differ between devices: {not same}")
+    print(f"{'arch for':<12} " + " ".join(f"{d.name + ' ms':>15} {'pred':>7}" for d in devices))
+    rows = {}
+    for name, arch in found.items():
+        row = {}
+        for d in devices:
+            pred = float(predictors[d.name].predict([arch])[0])
+            row[d.name] = {"measured_ms": measured[name][d.name], "predicted_ms": pred,
+                           "error": pred / measured[name][d.name] - 1.0,
+                           "under_budget": measured[name][d.name] <= budget_ms}
+        rows[name] = {"arch": deploy.encode(arch), "on": row}
+        print(f"{name:<12} " + " ".join(
+            f"{row[d.name]['measured_ms']:>15.2f} {row[d.name]['predicted_ms']:>7.2f}"
+            for d in devices))
+    own_faster = {d.name: rows[d.name]["on"][d.name]["measured_ms"]
+                  <= min(rows[o]["on"][d.name]["measured_ms"] for o in rows) for d in devices}
+    print(f"each arch fastest on its own backend: {own_faster}")
+    for name in rows:
+        r = rows[name]["on"][name]
+        print(f"{name}: predicted {r['predicted_ms']:.2f} ms, measured {r['measured_ms']:.2f} ms "
+              f"({r['error']:+.1%}), budget {budget_ms:.2f} ms, under: {r['under_budget']}")
+
+    result = {
+        "benchmark": "search_quality", "timestamp": datetime.now(UTC).isoformat(),
+        "host": HostInfo.current().model_dump(), "args": {k: str(v) for k, v in
+                                                          vars(args).items()},
+        "budget_ms": budget_ms, "estimator": scorer.describe(),
+        "tailored": {k: t.summary() for k, t in tailored.items()},
+        "strategies": runs, "stages": stages,
+        "devices": {"archs_differ": not same, "found": rows, "own_backend_fastest": own_faster},
+        "seconds": time.monotonic() - started,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\n-> {args.output} ({result['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
