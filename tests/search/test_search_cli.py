@@ -52,6 +52,29 @@ def test_search_writes_a_model_and_a_report(capfd: pytest.CaptureFixture[str], c
     assert len(list(cache.iterdir())) == 1
 
 
+def test_two_devices_one_arch_meets_both(capfd: pytest.CaptureFixture[str], cache: Path,
+                                         tmp_path: Path) -> None:
+    devices = []
+    for name, backend in (("ort", "onnxruntime"), ("ov", "openvino")):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"schema_version": 1, "name": name, "backend": backend,
+                                    "resolution": 16}))
+        devices += ["--device", str(path)]
+    out = tmp_path / "out"
+    code, _, err = search(capfd, "--space", "nb201", "-p", "channels=8", "-p", "cells=1",
+                          *devices, "--budget-ms", "50", "--budget-ms", "40",
+                          "--estimator", "params", "--evaluations", "8", "--export", "onnx",
+                          "--cache", str(cache), "-o", str(out))
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert [(t["device"], t["budget_ms"]) for t in report["targets"]] == [("ort", 50.0),
+                                                                         ("ov", 40.0)]
+    assert all(t["within_budget_predicted"] for t in report["targets"])
+    # The one ONNX file is timed on both runtimes.
+    assert all(t["measured"]["file"] == "model.onnx" for t in report["targets"])
+    assert all(set(p["latency_ms"]) == {"ort", "ov"} for p in report["pareto"])
+
+
 @pytest.mark.parametrize(("argv", "needle"), [
     (["--budget-ms", "5", "--budget-ms", "6"], "--budget-ms: give one budget per device"),
     (["--budget-ms", "5", "--strategy", "nope"], "--strategy: unknown strategy 'nope'"),
