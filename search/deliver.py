@@ -25,42 +25,25 @@ from spaces import Arch, Space
 RUNS = {("onnxruntime", "fp32"): "onnx", ("openvino", "fp32"): "onnx",
         ("tflite", "fp32"): "tflite", ("tflite", "int8"): "tflite-int8",
         ("onnxruntime", "int8"): "onnx", ("openvino", "int8"): "onnx"}
-# Relative output error allowed against torch: fp32 files must agree closely; int8 files
-# of a net calibrated on its own inputs agree only roughly (issue 8 trains the net).
-TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4, "openvino": 1e-4, "tflite-int8": 0.35}
-
-
 def export_winner(space: Space, arch: Arch, out: Path, *, formats: Sequence[str],
                   calibration: np.ndarray, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Build `arch` in `space`, export it into `out`, check each file against torch.
 
     `calibration` (N, C, H, W) re-estimates BN statistics and calibrates int8.
-    Returns per format: file name, bytes, relative error, tolerance, ok.
+    Returns `models.export.check_exported`'s entry per format.
     """
     import torch
 
     from models import build, recalibrate_bn
-    from models.export import FILE_NAMES, export, run_exported
+    from models.export import calibration_batches, check_exported, export
 
     torch.manual_seed(seed)
     net = build(space, arch).eval()
-    batches = [torch.from_numpy(b) for b in np.array_split(calibration,
-                                                           max(1, len(calibration) // 8))]
+    batches = calibration_batches(calibration)
     recalibrate_bn(net, batches)
     out.mkdir(parents=True, exist_ok=True)
     files = export(net, net.example_input(), out, formats, calibration=batches)
-    x = calibration[-1:]
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    report: dict[str, dict[str, Any]] = {}
-    for fmt, path in files.items():
-        y = run_exported(path, x, threads=1)
-        rel = float(np.linalg.norm(y - ref) / max(float(np.linalg.norm(ref)), 1e-12))
-        parts = [path, path.with_suffix(".bin")] if fmt == "openvino" else [path]
-        report[fmt] = {"file": FILE_NAMES[fmt], "bytes": sum(p.stat().st_size for p in parts),
-                       "rel_err": rel, "tolerance": TOLERANCE[fmt],
-                       "ok": rel <= TOLERANCE[fmt]}
-    return report
+    return check_exported(net, files, calibration[-1:])
 
 
 def measure_exported(out: Path, devices: Sequence[DeviceProfile], *,

@@ -131,6 +131,6 @@ def markdown(r: SearchReport) -> str:
         lines.append(f"| {p['ratio']:.3f} | {p['score']:.4g} | `{p['arch']}` |")
     lines += ["", "## Files", "", "| file | MB | error vs torch | ok |", "|---|---|---|---|"]
     for f in r.files.values():
-        lines.append(f"| {f['file']} | {f['bytes'] / 1e6:.2f} | {f['rel_err']:.2e} | "
+        lines.append(f"| {f['path']} | {f['bytes'] / 1e6:.2f} | {f['rel_err']:.2e} | "
                      f"{'yes' if f['ok'] else 'NO'} |")
     return "\n".join(lines) + "\n"

@@ -11,13 +11,6 @@ import typer
 
 from .options import ParamOpt, load_space
 
-# Relative L2 error of an exported file's output against torch's on the same input.
-# fp32 files differ only by operator order and BN folding (up to 5e-6 seen). int8 files
-# of an untrained net calibrated on random inputs differ by quantisation: 19% (mbv2 at
-# 224, `make demo`) and 20% (nb201) seen, so that bound is a sanity one; trained nets are
-# judged on validation accuracy instead.
-TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4, "openvino": 1e-4, "tflite-int8": 0.35}
-
 
 def _formats(text: str) -> list[str]:
     from models.export import FORMATS
@@ -76,8 +69,8 @@ def build(
 
     from models import build as build_net
     from models import count_flops, count_params, recalibrate_bn
+    from models.export import calibration_batches, check_exported, exported_bytes
     from models.export import export as export_files
-    from models.export import run_exported
 
     torch.manual_seed(seed)
     net = build_net(space, arch).eval()
@@ -87,7 +80,7 @@ def build(
              else rng.standard_normal((32, *shape)).astype(np.float32))
     # An untrained net's default BN statistics let its signal vanish (the logits become
     # the classifier bias), which would make the check below meaningless.
-    batches = [torch.from_numpy(b) for b in np.array_split(calib, max(1, len(calib) // 8))]
+    batches = calibration_batches(calib)
     recalibrate_bn(net, batches)
     out.mkdir(parents=True, exist_ok=True)
     example = net.example_input()
@@ -100,24 +93,13 @@ def build(
         "space": space.name, "params": space.params, "arch": space.encode(arch),
         "num_params": count_params(net), "flops": count_flops(net, example), "files": {},
     }
-    failed = []
-    x = calib[-1:]
-    with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy()
-    for fmt, path in files.items():
-        # OpenVINO IR keeps its weights in a .bin beside the .xml.
-        parts = [path, path.with_suffix(".bin")] if fmt == "openvino" else [path]
-        size = sum(p.stat().st_size for p in parts)
-        entry: dict[str, object] = {"path": path.name, "bytes": size}
-        if check:
-            y = run_exported(path, x, threads=threads)
-            rel = float(np.linalg.norm(y - ref) / max(np.linalg.norm(ref), 1e-12))
-            entry |= {"max_abs_err": float(np.abs(y - ref).max()), "rel_err": rel,
-                      "tolerance": TOLERANCE[fmt], "ok": rel <= TOLERANCE[fmt]}
-            if rel > TOLERANCE[fmt]:
-                failed.append(fmt)
-        report["files"][fmt] = entry  # type: ignore[index]
-        typer.echo(f"{fmt:12s} {path}  {entry['bytes'] / 1e6:7.2f} MB"
+    entries = (check_exported(net, files, calib[-1:], threads=threads) if check else
+               {fmt: {"path": path.name, "bytes": exported_bytes(fmt, path)}
+                for fmt, path in files.items()})
+    failed = [fmt for fmt, entry in entries.items() if check and not entry["ok"]]
+    report["files"] = entries
+    for fmt, entry in entries.items():
+        typer.echo(f"{fmt:12s} {files[fmt]}  {entry['bytes'] / 1e6:7.2f} MB"
                    + (f"  rel err {entry['rel_err']:.2e} (tol {entry['tolerance']:.0e})"
                       f"  {'ok' if entry['ok'] else 'MISMATCH'}" if check else ""))
     (out / "build.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -100,7 +100,7 @@ def search(
                    + f", budget {t.budget_ms:g} ms")
     typer.echo(f"best {result.arch}\nscore {result.score:.4g}  params {result.num_params:,}  "
                f"FLOPs {result.flops:,}\n-> {out}/report.json, {out}/report.md, "
-               + ", ".join(f["file"] for f in result.files.values()))
+               + ", ".join(f["path"] for f in result.files.values()))
 
 
 def _devices(paths: list[Path] | None, backend: str | None, threads: int,
