@@ -80,6 +80,11 @@ class SearchSpec(BaseModel):
     seed: int = 0
     cache_dir: str | None = None
 
+    @property
+    def cache_root(self) -> Path:
+        """Where this machine's profiling runs are cached."""
+        return Path(self.cache_dir) if self.cache_dir else DEFAULT_CACHE
+
     @model_validator(mode="after")
     def _targets(self) -> SearchSpec:
         fixed = sorted({"resolution", "classes"} & set(self.space_params))
@@ -147,8 +152,8 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
     files = export_winner(deploy, outcome.best, out_dir, formats=formats,
                           calibration=calibration, seed=spec.seed)
     report(0.95, "timing the exported files")
-    cache = Path(spec.cache_dir) if spec.cache_dir else DEFAULT_CACHE
-    profiles = {t.device.name: cache_dir(cache, deploy, t.device) for t in spec.targets
+    profiles = {t.device.name: cache_dir(spec.cache_root, deploy, t.device)
+                for t in spec.targets
                 if t.predictor is None}
     measured = measure_exported(out_dir, [t.device for t in spec.targets], profiles=profiles)
     result = SearchReport.build(spec=spec, deploy=deploy, outcome=outcome, budget=budget,
@@ -177,7 +182,6 @@ def _budget(spec: SearchSpec, deploy: Any, report: Progress,
     from .local import local_predictor
 
     targets = []
-    cache = Path(spec.cache_dir) if spec.cache_dir else DEFAULT_CACHE
     for number, t in enumerate(spec.targets):
         if stop():
             raise SearchCancelled("search cancelled while preparing predictors")
@@ -192,7 +196,7 @@ def _budget(spec: SearchSpec, deploy: Any, report: Progress,
                      _name: str = t.device.name) -> None:
                 report(0.05 * (_n + fraction) / len(spec.targets), f"{_name}: {message}")
 
-            predictor = local_predictor(deploy, t.device, cache, progress=step)
+            predictor = local_predictor(deploy, t.device, spec.cache_root, progress=step)
         targets.append(Target(t.device.name, predictor, t.budget_ms))
     return LatencyBudget(targets)
 
