@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,14 +32,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from service.testing import free_port, start_server, stop_server
+
 RESULTS = Path(__file__).parent / "results" / "service_load.json"
 DEVICE = {"name": "pc", "backend": "onnxruntime", "hardware": "loopback benchmark"}
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -51,20 +46,10 @@ def _rss_mb(pid: int) -> float:
 
 
 def _start(data: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HWNAS_DATA_DIR": str(data), "HWNAS_WORKERS": str(workers)}
-    hwnas = [sys.executable, "-m", "service.cli"]
-    subprocess.run([*hwnas, "admin", "user", "bench"], env=env, check=True,
-                   capture_output=True)
-    proc = subprocess.Popen([*hwnas, "serve", "--port", str(port), "--log-level", "warning"],
-                            env=env)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    env = {**os.environ, "HWNAS_DATA_DIR": str(data)}
+    subprocess.run([sys.executable, "-m", "service.cli", "admin", "user", "bench"], env=env,
+                   check=True, capture_output=True)
+    return start_server(data, port, env={"HWNAS_WORKERS": str(workers)})
 
 
 async def _timed(client: httpx.AsyncClient, method: str, url: str,
@@ -137,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=100)
     args = parser.parse_args(argv)
-    port = _port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="hwnas-load-") as tmp:
         server = _start(Path(tmp), port, args.workers)
         try:
@@ -151,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             result["rss_mb"] = {"before": round(rss_before, 1),
                                 "after": round(_rss_mb(server.pid), 1)}
         finally:
-            server.terminate()
-            server.wait(60)
+            stop_server(server)
     result["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                          "workers": args.workers, "connections": args.connections}
     print(f"{'what':<28}{'n':>6}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}{'per s':>9}")

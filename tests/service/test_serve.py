@@ -8,11 +8,7 @@ checks the job finishes, its kit is whole, and the device and user survived.
 from __future__ import annotations
 
 import io
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -21,6 +17,7 @@ import httpx
 import pytest
 
 from service.cli import main
+from service.testing import free_port, start_server, stop_server
 from tests.service.test_api import DEVICE
 
 
@@ -40,25 +37,8 @@ def test_admin_users_and_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["admin", "revoke", "1"]) == 0
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HWNAS_DATA_DIR": str(data), "HWNAS_LEASE_S": "2",
-           "HWNAS_HEARTBEAT_S": "0.2", "HWNAS_POLL_S": "0.1", "HWNAS_WORKERS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not start")
+FAST = {"HWNAS_LEASE_S": "2", "HWNAS_HEARTBEAT_S": "0.2", "HWNAS_POLL_S": "0.1",
+        "HWNAS_WORKERS": "1"}
 
 
 @pytest.mark.slow
@@ -68,9 +48,9 @@ def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     main(["admin", "user", "alice"])
     main(["admin", "token", "alice"])
     headers = {"Authorization": f"Bearer {capsys.readouterr().out.splitlines()[-1]}"}
-    port = _port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    server = start_server(tmp_path, port)
+    server = start_server(tmp_path, port, env=FAST)
     try:
         device = httpx.post(f"{url}/devices", json=DEVICE, headers=headers).json()
         kit_url = (f"{url}/devices/{device['id']}/kit?space=mbv2&param=resolution=32"
@@ -84,7 +64,7 @@ def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert state["state"] == "running", state
         server.send_signal(signal.SIGKILL)
         server.wait()
-        server = start_server(tmp_path, port)
+        server = start_server(tmp_path, port, env=FAST)
         for _ in range(1800):
             state = httpx.get(f"{url}/jobs/{job['id']}", headers=headers).json()
             if state["state"] in ("succeeded", "failed", "cancelled"):
@@ -98,6 +78,5 @@ def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             assert len(archive.namelist()) == state["result"]["entries"] + 1
         assert httpx.get(f"{url}/devices", headers=headers).json() == [device]
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        stop_server(server, 30)
 
