@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -287,22 +287,31 @@ def export(module: nn.Module, example: torch.Tensor, out_dir: str | Path,
 
 
 def run_exported(path: str | Path, x: np.ndarray, *, threads: int = 1) -> np.ndarray:
-    """Runs an exported file on CPU with its own runtime and returns the first output.
+    """Runs an exported file once on CPU with its own runtime and returns the first output.
+
+    `load_exported(path, threads=threads)(x)`; see there.
+    """
+    return load_exported(path, threads=threads)(x)
+
+
+def load_exported(path: str | Path, *, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """Loads an exported file on CPU with its own runtime; the result runs it on an input.
 
     `.onnx` runs on onnxruntime's CPU execution provider, `.tflite` on LiteRT's
     interpreter (XNNPACK), `.xml` on OpenVINO's CPU plugin with f32 inference precision.
-    Int8 TFLite I/O is quantised/dequantised with the tensors' own parameters.
+    Int8 TFLite I/O is quantised/dequantised with the tensors' own parameters. Load once
+    and call many times to evaluate a val split (a session per input costs more than
+    the inference).
 
     Args:
         path: A file written by one of the exporters.
-        x: Float input of the shape the file was exported with.
         threads: CPU threads for the runtime (intra-op; inter-op is 1).
 
     Returns:
-        The first output as float32.
+        A function from a float input of the exported shape to the first output (float32).
 
     Raises:
-        ValueError: Unknown suffix or bad `threads`.
+        ValueError: Unknown suffix, bad `threads`, or (when called) an input of another shape.
         FileNotFoundError: `path` does not exist.
     """
     file = Path(path)
@@ -314,35 +323,45 @@ def run_exported(path: str | Path, x: np.ndarray, *, threads: int = 1) -> np.nda
         raise ValueError(f"threads must be an int >= 1, got {threads!r}")
     if not file.is_file():
         raise FileNotFoundError(f"no exported model at {str(file)!r}")
-    data = np.ascontiguousarray(x, dtype=np.float32)
-    if suffix == ".onnx":
-        return _run_onnx(file, data, threads)
-    if suffix == ".tflite":
-        return _run_tflite(file, data, threads)
-    return _run_openvino(file, data, threads)
+    load = {".onnx": _load_onnx, ".tflite": _load_tflite, ".xml": _load_openvino}[suffix]
+    run = load(file, threads)
+
+    def call(x: np.ndarray) -> np.ndarray:
+        return run(np.ascontiguousarray(x, dtype=np.float32))
+
+    return call
 
 
-def _run_onnx(file: Path, x: np.ndarray, threads: int) -> np.ndarray:
+def _load_onnx(file: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     ort = _require("onnxruntime", extra="onnxruntime", what="running .onnx")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-    (out, *_) = session.run(None, {session.get_inputs()[0].name: x})
-    return np.asarray(out, dtype=np.float32)
+    name = session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        (out, *_) = session.run(None, {name: x})
+        return np.asarray(out, dtype=np.float32)
+
+    return run
 
 
-def _run_tflite(file: Path, x: np.ndarray, threads: int) -> np.ndarray:
+def _load_tflite(file: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     interpreter_mod = _require("ai_edge_litert.interpreter", extra="tflite",
                                what="running .tflite")
     interpreter = interpreter_mod.Interpreter(model_path=str(file), num_threads=threads)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    if tuple(inp["shape"]) != x.shape:
-        raise ValueError(f"{file.name} takes shape {tuple(inp['shape'])}, got {x.shape}")
-    interpreter.set_tensor(inp["index"], _quantise(x, inp))
-    interpreter.invoke()
-    return _dequantise(interpreter.get_tensor(out["index"]), out)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if tuple(inp["shape"]) != x.shape:
+            raise ValueError(f"{file.name} takes shape {tuple(inp['shape'])}, got {x.shape}")
+        interpreter.set_tensor(inp["index"], _quantise(x, inp))
+        interpreter.invoke()
+        return _dequantise(interpreter.get_tensor(out["index"]), out)
+
+    return run
 
 
 def _quantise(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -361,9 +380,14 @@ def _dequantise(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def _run_openvino(file: Path, x: np.ndarray, threads: int) -> np.ndarray:
+def _load_openvino(file: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     ov = _require("openvino", extra="openvino", what="running .xml")
     config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads,
               "NUM_STREAMS": 1}
     compiled = ov.Core().compile_model(str(file), "CPU", config)
-    return np.asarray(compiled(x)[compiled.output(0)], dtype=np.float32)
+    output = compiled.output(0)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.asarray(compiled(x)[output], dtype=np.float32)
+
+    return run

@@ -218,16 +218,15 @@ def _estimator(spec: SearchSpec, space: Any, data: Any) -> Any:
     return get_estimator(spec.estimator, **options)
 
 
-def _calibration(data: Any, resolution: int, seed: int) -> np.ndarray:
-    """32 training images at the deployment resolution (BN statistics, int8 ranges)."""
+def _calibration(data: Any, resolution: int, seed: int, count: int = 32) -> np.ndarray:
+    """`count` training images at the deployment resolution (BN statistics, int8 ranges)."""
     import torch
-    from torch.nn.functional import interpolate
+
+    from .data import to_resolution
 
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(data.x_train), size=min(32, len(data.x_train)), replace=False)
-    x = data.x_train[torch.from_numpy(np.sort(pick))]
-    if x.shape[-1] != resolution:
-        x = interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+    pick = rng.choice(len(data.x_train), size=min(count, len(data.x_train)), replace=False)
+    x = to_resolution(data.x_train[torch.from_numpy(np.sort(pick))], resolution)
     return x.numpy().astype(np.float32)
 
 

@@ -214,11 +214,22 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x), y.astype(np.int64)
 
 
+def to_resolution(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Images (N, C, H, W) resized bilinearly to `resolution` (as they are if they have it).
+
+    Resizing normalised images equals normalising resized ones: bilinear weights sum to
+    one and the normalisation is affine per channel, so a `Dataset`'s tensors can be
+    taken to a deployment resolution directly.
+    """
+    if x.shape[-2:] == (resolution, resolution):
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear",
+                         align_corners=False)
+
+
 def _resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    if x.shape[-1] == resolution:
-        return x.float()
-    return F.interpolate(x.float(), size=(resolution, resolution), mode="bilinear",
-                         align_corners=False).clamp(0.0, 1.0)
+    x = x.float()
+    return x if x.shape[-1] == resolution else to_resolution(x, resolution).clamp(0.0, 1.0)
 
 
 def _check_labels(y: np.ndarray) -> int:

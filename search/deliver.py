@@ -26,10 +26,20 @@ RUNS = {("onnxruntime", "fp32"): "onnx", ("openvino", "fp32"): "onnx",
         ("tflite", "fp32"): "tflite", ("tflite", "int8"): "tflite-int8",
         ("onnxruntime", "int8"): "onnx", ("openvino", "int8"): "onnx"}
 def export_winner(space: Space, arch: Arch, out: Path, *, formats: Sequence[str],
-                  calibration: np.ndarray, seed: int = 0) -> dict[str, dict[str, Any]]:
+                  calibration: np.ndarray, seed: int = 0,
+                  weights: dict[str, Any] | None = None,
+                  recalibrate: bool = True) -> dict[str, dict[str, Any]]:
     """Build `arch` in `space`, export it into `out`, check each file against torch.
 
-    `calibration` (N, C, H, W) re-estimates BN statistics and calibrates int8.
+    `calibration` (N, C, H, W) at the deployment resolution re-estimates the BN statistics
+    and calibrates int8. `weights` are trained weights (a `state_dict` of the same arch,
+    trained at the data's resolution: every weight's shape is independent of the input
+    size); None exports the initialised net, for latency and deployment checks only.
+    With `recalibrate` the BN statistics are re-estimated on `calibration`: for trained
+    weights, do it when the deployment resolution differs from the training one (the
+    train/test resolution gap is mostly a shift of activation statistics: Touvron et al.,
+    "Fixing the train-test resolution discrepancy", NeurIPS 2019); otherwise the
+    statistics from training, estimated on many more images, are kept.
     Returns `models.export.check_exported`'s entry per format.
     """
     import torch
@@ -39,11 +49,35 @@ def export_winner(space: Space, arch: Arch, out: Path, *, formats: Sequence[str]
 
     torch.manual_seed(seed)
     net = build(space, arch).eval()
+    if weights is not None:
+        net.load_state_dict(weights)
     batches = calibration_batches(calibration)
-    recalibrate_bn(net, batches)
+    if weights is None or recalibrate:
+        recalibrate_bn(net, batches)
     out.mkdir(parents=True, exist_ok=True)
     files = export(net, net.example_input(), out, formats, calibration=batches)
     return check_exported(net, files, calibration[-1:])
+
+
+def exported_accuracy(out: Path, files: dict[str, dict[str, Any]], x: Any, y: Any, *,
+                      resolution: int, threads: int = 1) -> dict[str, float]:
+    """Top-1 accuracy of each exported file, run on its own runtime, on (x, y).
+
+    `x` (normalised val images at the data's resolution) is resized to `resolution`
+    image by image. Returns accuracy per format.
+    """
+    from models.export import load_exported
+
+    from .data import to_resolution
+
+    runs = {fmt: load_exported(out / entry["path"], threads=threads)
+            for fmt, entry in files.items()}
+    correct = dict.fromkeys(runs, 0)
+    for i in range(len(y)):
+        image = to_resolution(x[i:i + 1], resolution).numpy()
+        for fmt, run in runs.items():
+            correct[fmt] += int(run(image).argmax() == int(y[i]))
+    return {fmt: c / len(y) for fmt, c in correct.items()}
 
 
 def measure_exported(out: Path, devices: Sequence[DeviceProfile], *,

@@ -62,8 +62,11 @@ class CheckpointMeta(BaseModel):
         return get_space(self.space, **self.params)
 
 
-def save_checkpoint(path: str | Path, meta: CheckpointMeta, state: dict[str, Any]) -> None:
-    """Write `meta` and `state` atomically (a temporary file renamed over `path`)."""
+def save_checkpoint(path: str | Path, meta: BaseModel, state: dict[str, Any]) -> None:
+    """Write `meta` and `state` atomically (a temporary file renamed over `path`).
+
+    An interrupted write leaves the previous checkpoint whole.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -71,12 +74,12 @@ def save_checkpoint(path: str | Path, meta: CheckpointMeta, state: dict[str, Any
     tmp.replace(path)
 
 
-def load_checkpoint(path: str | Path) -> tuple[CheckpointMeta, dict[str, Any]]:
-    """Read a checkpoint with `weights_only=True`; returns (meta, the other entries).
+def read_checkpoint(path: str | Path, *, what: str) -> dict[str, Any]:
+    """The dict a `save_checkpoint` wrote, read with `weights_only=True`.
 
     Raises:
         FileNotFoundError: no file at `path`.
-        ValueError: not a hwnas supernet checkpoint, or a schema this version cannot read.
+        ValueError: unreadable, or not a `what` checkpoint (no metadata or no model).
     """
     path = Path(path)
     if not path.is_file():
@@ -86,7 +89,18 @@ def load_checkpoint(path: str | Path) -> tuple[CheckpointMeta, dict[str, Any]]:
     except Exception as err:  # torch raises several types for a file it cannot read
         raise ValueError(f"checkpoint: cannot read {path}: {type(err).__name__}") from None
     if not isinstance(blob, dict) or "meta" not in blob or "model" not in blob:
-        raise ValueError(f"checkpoint: {path} is not a hwnas supernet checkpoint")
+        raise ValueError(f"checkpoint: {path} is not a hwnas {what} checkpoint")
+    return blob
+
+
+def load_checkpoint(path: str | Path) -> tuple[CheckpointMeta, dict[str, Any]]:
+    """Read a supernet checkpoint; returns (meta, the other entries).
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: not a hwnas supernet checkpoint, or a schema this version cannot read.
+    """
+    blob = read_checkpoint(path, what="supernet")
     try:
         meta = CheckpointMeta.model_validate(blob.pop("meta"))
     except ValueError as err:

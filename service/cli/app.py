@@ -26,6 +26,7 @@ from . import (
     serve_cmd,
     spaces_cmd,
     supernet_cmd,
+    train_cmd,
 )
 
 app = typer.Typer(
@@ -46,6 +47,7 @@ app.command("serve")(serve_cmd.serve)
 app.add_typer(admin_cmd.app, name="admin")
 app.command("score")(score_cmd.score)
 app.add_typer(supernet_cmd.app, name="supernet")
+app.command("train")(train_cmd.train)
 
 
 class CLIError(Exception):

@@ -1,0 +1,203 @@
+"""Ship a trained model: train an arch, export it, measure the files' accuracy, write its card.
+
+Used by `hwnas train` and by a search with `train_minutes` (`search.api.run_search`):
+
+1. `search.training.train_arch` trains the arch at the data's resolution (the training
+   space: the search's estimation space);
+2. `search.deliver.export_winner` loads those weights into the same arch built at the
+   deployment resolution (the device profile's), re-estimates its BN statistics there on
+   training images resized to it, and exports ONNX / TFLite fp32 / TFLite int8 (int8
+   calibrated on the same images) / OpenVINO IR;
+3. `search.deliver.exported_accuracy` runs every exported file on its own runtime over
+   the val split resized to the deployment resolution: the accuracy a user gets from
+   the file, and the int8 drop measured, not assumed;
+4. `model_card` writes `model_card.md`: what the model is, where it came from, how it
+   was trained, its accuracy and latency, and the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from spaces import Arch, Space
+
+from .data import Dataset
+
+
+class TrainingResult(BaseModel):
+    """A trained and exported model (`training` in report.json, `train.json`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arch: str
+    train_params: dict[str, Any]
+    deploy_params: dict[str, Any]
+    recipe: dict[str, Any]
+    data: str
+    budget: dict[str, float | int | None]
+    init: str | None
+    epochs: int
+    steps: int
+    seconds: float
+    history: list[dict[str, Any]]
+    preprocessing: dict[str, Any]
+    val_accuracy: dict[str, float]
+    int8_drop: float | None
+
+    @property
+    def deployed_accuracy(self) -> float:
+        """The accuracy of the fp32 file a user deploys (ONNX, else TFLite, else torch)."""
+        for fmt in ("onnx", "tflite", "openvino"):
+            if fmt in self.val_accuracy:
+                return self.val_accuracy[fmt]
+        return self.val_accuracy["torch"]
+
+
+def train_and_export(train_space: Space, deploy_space: Space, arch: Arch, data: Dataset,
+                     out: Path, *, formats: Sequence[str], minutes: float | None = None,
+                     epochs: int | None = None, recipe: Any = None,
+                     init: str | Path | None = None, resume: bool = True,
+                     progress: Callable[[Any], None] | None = None,
+                     cancel: Callable[[], bool] | None = None, calibration: int = 128,
+                     threads: int = 1) -> tuple[TrainingResult, dict[str, dict[str, Any]]]:
+    """Train `arch` on `data` into `out/train/`, export it into `out`, measure the files.
+
+    Returns the `TrainingResult` and `models.export.check_exported`'s entry per format.
+    Raises what `search.training.train_arch` raises.
+    """
+    import numpy as np
+    import torch
+
+    from .deliver import export_winner, exported_accuracy
+    from .training import torch_threads
+    from .training.recipe import train_arch
+
+    with torch_threads(threads):
+        trained = train_arch(train_space, arch, data, out=out / "train", minutes=minutes,
+                             epochs=epochs, recipe=recipe, init=init, resume=resume,
+                             progress=progress, cancel=cancel)
+        resolution = int(deploy_space.params["resolution"])
+        rng = np.random.default_rng(trained.meta.recipe.seed)
+        pick = np.sort(rng.choice(len(data.y_train), size=min(calibration, len(data.y_train)),
+                                  replace=False))
+        from .data import to_resolution
+
+        images = to_resolution(data.x_train[torch.from_numpy(pick)], resolution).numpy()
+        files = export_winner(deploy_space, arch, out, formats=formats, calibration=images,
+                              weights=trained.net.state_dict(),
+                              recalibrate=resolution != data.resolution)
+    accuracy = {"torch": float(trained.meta.val_accuracy or 0.0)}
+    accuracy |= exported_accuracy(out, files, data.x_val, data.y_val, resolution=resolution,
+                                  threads=threads)
+    meta = trained.meta
+    result = TrainingResult(
+        arch=meta.arch, train_params=train_space.params, deploy_params=deploy_space.params,
+        recipe=meta.recipe.model_dump(mode="json") | {"lr": meta.recipe.base_lr},
+        data=data.describe(), budget={"minutes": meta.minutes, "epochs": meta.epochs},
+        init=meta.init, epochs=meta.epoch, steps=meta.step, seconds=round(meta.seconds, 2),
+        history=[h.model_dump() for h in meta.history],
+        preprocessing={"layout": "NCHW float32", "resolution": resolution,
+                       "train_resolution": data.resolution, "mean": list(data.mean),
+                       "std": list(data.std),
+                       "scale": "pixels in [0, 1], then (x - mean) / std per channel"},
+        val_accuracy=accuracy,
+        int8_drop=(accuracy["tflite"] - accuracy["tflite-int8"]
+                   if {"tflite", "tflite-int8"} <= accuracy.keys() else None))
+    (out / "train.json").write_text(result.model_dump_json(indent=2) + "\n")
+    return result, files
+
+
+def latency_rows(measured: dict[str, dict[str, Any]], predicted: dict[str, float] | None = None,
+                 budgets: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One row per device for the card: predicted and measured ms, and the budget."""
+    rows = []
+    for device, got in measured.items():
+        rows.append({"device": device, "file": got.get("file"),
+                     "predicted_ms": (predicted or {}).get(device),
+                     "measured_ms": got.get("median_ms"),
+                     "budget_ms": (budgets or {}).get(device),
+                     "note": None if got.get("measured") else got.get("reason")})
+    return rows
+
+
+def model_card(*, space: str, training: TrainingResult, latency: list[dict[str, Any]],
+               command: str, origin: dict[str, Any] | None = None) -> str:
+    """`model_card.md`: the model, its origin, training, accuracy, latency, and how to redo it.
+
+    `origin` (a search's) holds `devices` (name, backend, budget), `strategy`,
+    `estimator`, `score` and `evaluations`.
+    """
+    t = training
+    acc = t.val_accuracy
+    lines = [f"# Model card: {space} `{t.arch}`", "",
+             "## What it is", "",
+             f"- Architecture: `{t.arch}` of the `{space}` space, deployed with "
+             f"{_params(t.deploy_params)}.",
+             f"- Input: {t.preprocessing['layout']}, {t.preprocessing['resolution']}x"
+             f"{t.preprocessing['resolution']}, {t.preprocessing['scale']}: mean "
+             f"{_floats(t.preprocessing['mean'])}, std {_floats(t.preprocessing['std'])}.",
+             f"- Output: {t.deploy_params.get('classes', '?')} class logits.", ""]
+    if origin is not None:
+        lines += ["## Where it came from", "",
+                  f"- Found by a hwnas search: strategy `{origin['strategy']}`, estimator "
+                  f"`{origin['estimator']}` (score {origin['score']:.4g}), "
+                  f"{origin['evaluations']} estimator calls.",
+                  *[f"- Device `{d['name']}` ({d['backend']}): budget {d['budget_ms']:g} ms."
+                    for d in origin["devices"]], ""]
+    budget = (f"{t.budget['minutes']:g} minutes" if t.budget.get("minutes") is not None
+              else f"{t.budget['epochs']} epochs")
+    lines += ["## Training", "",
+              f"- Data: {t.data}.",
+              f"- Trained at {t.preprocessing['train_resolution']}x"
+              f"{t.preprocessing['train_resolution']} with a budget of {budget}: {t.epochs} epochs, "
+              f"{t.steps} steps, {t.seconds:.0f} s"
+              + (f", initialised from the supernet `{t.init}`." if t.init else
+                 ", from scratch."),
+              f"- Recipe: {_recipe(t.recipe)}.",
+              "- BN statistics re-estimated on training images after training"
+              + (", and again on training images resized to the deployment resolution "
+                 "before export." if t.preprocessing["resolution"]
+                 != t.preprocessing["train_resolution"] else "."), "",
+              "## Accuracy (val split, top-1)", "",
+              "| model | runtime | accuracy |", "|---|---|---|",
+              f"| torch fp32 at the training resolution | torch | {acc['torch']:.2%} |"]
+    for fmt, name in (("onnx", "model.onnx"), ("tflite", "model.tflite"),
+                      ("tflite-int8", "model-int8.tflite"), ("openvino", "model.xml")):
+        if fmt in acc:
+            runtime = {"onnx": "onnxruntime", "openvino": "OpenVINO"}.get(fmt, "LiteRT")
+            lines.append(f"| {name} | {runtime} | {acc[fmt]:.2%} |")
+    if t.int8_drop is not None:
+        lines += ["", f"int8 vs fp32 (TFLite files): {-100 * t.int8_drop:+.2f} points."]
+    lines += ["", "## Latency", "", "| device | file | predicted ms | measured ms | budget ms |",
+              "|---|---|---|---|---|"]
+    for row in latency:
+        pred = f"{row['predicted_ms']:.2f}" if row["predicted_ms"] is not None else "-"
+        meas = (f"{row['measured_ms']:.2f}" if row["measured_ms"] is not None
+                else f"not timed here ({row['note']})")
+        budget_ms = f"{row['budget_ms']:g}" if row["budget_ms"] is not None else "-"
+        lines.append(f"| {row['device']} | {row['file'] or '-'} | {pred} | {meas} | "
+                     f"{budget_ms} |")
+    lines += ["", "Measured: median of interleaved runs on this machine, 1 thread unless the "
+              "device profile says otherwise.", "", "## Reproduce", "", "```sh", command,
+              "```", ""]
+    return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def _floats(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
+
+
+def _recipe(recipe: dict[str, Any]) -> str:
+    return (f"{recipe['optimizer'].upper()} lr {recipe['lr']:g} (warm-up, cosine), weight "
+            f"decay {recipe['weight_decay']:g}, batch {recipe['batch_size']}, label "
+            f"smoothing {recipe['label_smoothing']:g}, random translation "
+            f"{recipe['translate']:g}" + (", horizontal flips" if recipe["flip"] else "")
+            + f", seed {recipe['seed']}")

@@ -1,0 +1,364 @@
+"""Train one architecture to deploy it: the default recipe for small CPU budgets.
+
+The recipe (`Recipe`) is the usual one for small mobile nets trained from scratch on
+small images (the CIFAR recipes of ProxylessNAS and once-for-all, shortened):
+
+- SGD with Nesterov momentum 0.9 (or AdamW), a linear warm-up over the first 3% of the
+  budget, then a cosine decay to zero;
+- cross-entropy with label smoothing 0.1 (Szegedy et al., "Rethinking the Inception
+  Architecture", 2016);
+- light augmentation: a random translation of up to 1/8 of the side (reflect padding and
+  a random crop, per image); horizontal flips only with `flip=True`, since the bundled
+  digits (and text, and many industrial images) are not mirror-symmetric;
+- BN recalibration at the end (`models.recalibrate_bn`, on un-augmented train batches),
+  so the evaluated and exported statistics are those of the final weights.
+
+The budget is a number of `epochs` (the cosine runs over the steps: reproducible
+bit for bit) or `minutes` of wall-clock time (the cosine follows the elapsed share of the
+budget, so the rate reaches zero when the time is up however fast this shared machine
+runs that minute; evaluations count against the time). A minutes run stops mid-epoch at
+the budget. A run too short for one epoch is refused before anything is written.
+
+`out/checkpoint.pt` is written atomically after every epoch and at the end (weights,
+optimizer, history), so an interrupted run keeps its last good checkpoint and `resume`
+continues from it: epoch e always sees the data order and augmentation of seed + e.
+Initialisation from a supernet checkpoint (`init`) copies the arch's path out of it
+(OFA / BN-NAS weight inheritance); the supernet must be of the same space and params.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from models import Net, build, recalibrate_bn
+from search.data import Dataset, check_compatible
+from spaces import Arch, Space
+
+from .checkpoint import read_checkpoint, save_checkpoint
+from .loop import evaluate
+
+CHECKPOINT = "checkpoint.pt"
+WARMUP = 0.03
+# Steps timed at the start of a fresh minutes run to refuse a budget under one epoch.
+PROBE_STEPS = 3
+
+
+class Recipe(BaseModel):
+    """Hyper-parameters of one training run (fixed for the life of its checkpoint)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float | None = Field(default=None, gt=0, description="None: 0.1 (sgd), 0.002 "
+                             "(adamw), for batch 64.")
+    weight_decay: float = Field(default=5e-4, ge=0)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    translate: float = Field(default=0.125, ge=0, le=0.5)
+    flip: bool = False
+    recalibration_batches: int = Field(default=16, ge=1)
+    seed: int = 0
+
+    @property
+    def base_lr(self) -> float:
+        return self.lr if self.lr is not None else (0.1 if self.optimizer == "sgd" else 2e-3)
+
+
+class EpochRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: int
+    loss: float
+    val_accuracy: float
+    seconds: float
+
+
+class TrainMeta(BaseModel):
+    """What a training checkpoint is of and how far it went (docs/formats.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["arch"] = "arch"
+    space: str
+    params: dict[str, Any]
+    arch: str
+    recipe: Recipe
+    data: str
+    minutes: float | None = None
+    epochs: int | None = None
+    init: str | None = None
+    epoch: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    history: list[EpochRecord] = Field(default_factory=list)
+    finished: bool = False
+    val_accuracy: float | None = None
+
+    def run_fields(self) -> dict[str, Any]:
+        """The fields that identify a run: a resumed checkpoint must match them all."""
+        return self.model_dump(include={"space", "params", "arch", "recipe", "data",
+                                        "minutes", "epochs", "init"}, mode="json")
+
+
+@dataclass(frozen=True)
+class TrainStatus:
+    """Where a run stands, for progress bars: `fraction` of its budget."""
+
+    epoch: int
+    step: int
+    loss: float
+    val_accuracy: float | None
+    seconds: float
+    fraction: float
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.seconds * (1 - self.fraction) / self.fraction if self.fraction > 0 else None
+
+
+@dataclass(frozen=True)
+class TrainedArch:
+    """A finished run: its metadata and the trained net (eval mode)."""
+
+    meta: TrainMeta
+    net: Net
+
+
+class TrainingCancelled(Exception):
+    """`cancel()` returned True; the last epoch's checkpoint is kept."""
+
+
+def train_arch(space: Space, arch: Arch, data: Dataset, *, out: str | Path,
+               minutes: float | None = None, epochs: int | None = None,
+               recipe: Recipe | None = None, init: str | Path | None = None,
+               resume: bool = True, progress: Callable[[TrainStatus], None] | None = None,
+               cancel: Callable[[], bool] | None = None) -> TrainedArch:
+    """Train `arch` of `space` on `data` with `recipe`, checkpointing into `out`.
+
+    Args:
+        space: the training space (its classes and resolution must match `data`).
+        arch: the architecture.
+        data: the dataset.
+        out: folder of `checkpoint.pt`.
+        minutes: wall-clock budget (over resumed runs too); give this or `epochs`.
+        epochs: epoch budget.
+        recipe: hyper-parameters (default `Recipe()`).
+        init: a supernet checkpoint of the same space to inherit weights from.
+        resume: continue `out/checkpoint.pt` if it exists (it must be the same run).
+        progress: called after every step.
+        cancel: polled after every step; True raises `TrainingCancelled`.
+
+    Raises:
+        ValueError: a bad budget, data the space cannot take, a checkpoint of another
+            run or unreadable, an `init` supernet of another space, a budget under one epoch.
+        TrainingCancelled: `cancel` returned True.
+    """
+    recipe = recipe or Recipe()
+    _check_budget(minutes, epochs)
+    check_compatible(data, space.params)
+    space.validate(arch)
+    path = Path(out) / CHECKPOINT
+    meta = TrainMeta(space=space.name, params=space.params, arch=space.encode(arch),
+                     recipe=recipe, data=data.source, minutes=minutes, epochs=epochs,
+                     init=str(init) if init is not None else None)
+    net, meta, opt_state = _start(space, arch, meta, path, resume=resume)
+    if meta.finished:
+        return TrainedArch(meta, net.eval())
+    steps_per_epoch = max(1, len(data.y_train) // recipe.batch_size)
+    opt = _optimizer(net, recipe)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    run = _Run(net, opt, data, meta, steps_per_epoch, path, progress, cancel)
+    run.loop()
+    return TrainedArch(run.finish(), net.eval())
+
+
+def _check_budget(minutes: float | None, epochs: int | None) -> None:
+    if (minutes is None) == (epochs is None):
+        raise ValueError("minutes/epochs: give exactly one budget")
+    if minutes is not None and (not math.isfinite(minutes) or minutes <= 0):
+        raise ValueError(f"minutes must be a positive number, got {minutes!r}")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                               or epochs < 1):
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+
+
+def load_trained(path: str | Path) -> tuple[TrainMeta, dict[str, Any]]:
+    """A training checkpoint's metadata and the rest (`model`, `optimizer`).
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: not a hwnas training checkpoint (or unreadable).
+    """
+    blob = read_checkpoint(path, what="training")
+    try:
+        meta = TrainMeta.model_validate(blob.pop("meta"))
+    except ValueError as err:
+        raise ValueError(f"checkpoint: {path} is not a hwnas training checkpoint: "
+                         f"{str(err).splitlines()[0]}") from None
+    return meta, blob
+
+
+def _start(space: Space, arch: Arch, meta: TrainMeta, path: Path, *,
+           resume: bool) -> tuple[Net, TrainMeta, dict[str, Any] | None]:
+    """The net to train, the run's metadata and, when resuming, the optimizer's state."""
+    if resume and path.exists():
+        saved, blob = load_trained(path)
+        want, have = meta.run_fields(), saved.run_fields()
+        diff = next((k for k in want if want[k] != have[k]), None)
+        if diff is not None:
+            raise ValueError(f"{path} is a run with another {diff} ({have[diff]!r}, not "
+                             f"{want[diff]!r}): start afresh or use another output folder")
+        net = build(space, arch)
+        net.load_state_dict(blob["model"])
+        return net, saved, blob.get("optimizer")
+    torch.manual_seed(meta.recipe.seed)
+    if meta.init is None:
+        return build(space, arch), meta, None
+    from .supernet import load_supernet
+
+    sup_meta, supernet = load_supernet(meta.init)
+    if sup_meta.space != space.name or sup_meta.params != space.params:
+        raise ValueError(f"init: {meta.init} is a supernet of {sup_meta.space} "
+                         f"{sup_meta.params}, not of {space.name} {space.params}")
+    return supernet.extract(arch).train(), meta, None
+
+
+def _optimizer(net: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    # No weight decay on BN parameters and biases (the once-for-all recipe).
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    rest = [p for p in net.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
+              {"params": rest, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.base_lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=recipe.base_lr)
+
+
+def learning_rate(base: float, fraction: float) -> float:
+    """Linear warm-up over `WARMUP` of the budget, then cosine to zero."""
+    if fraction < WARMUP:
+        return base * max(fraction, 1e-3) / WARMUP
+    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (fraction - WARMUP) / (1 - WARMUP))))
+
+
+def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
+    """Random translation (reflect pad + crop) and optional flip, one draw per image."""
+    n, _, h, w = x.shape
+    pad = round(recipe.translate * min(h, w))
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+        x = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    if recipe.flip:
+        flip = torch.rand(n, generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+class _Run:
+    """The loop of one (possibly resumed) run."""
+
+    def __init__(self, net: Net, opt: torch.optim.Optimizer, data: Dataset, meta: TrainMeta,
+                 steps_per_epoch: int, path: Path,
+                 progress: Callable[[TrainStatus], None] | None,
+                 cancel: Callable[[], bool] | None) -> None:
+        self.net, self.opt, self.data, self.meta = net, opt, data, meta
+        self.steps_per_epoch, self.path = steps_per_epoch, path
+        self.progress = progress or (lambda status: None)
+        self.cancel = cancel or (lambda: False)
+        self.started = time.monotonic()
+        self.before = meta.seconds
+
+    def seconds(self) -> float:
+        return self.before + time.monotonic() - self.started
+
+    def fraction(self) -> float:
+        if self.meta.minutes is not None:
+            return min(1.0, self.seconds() / (60 * self.meta.minutes))
+        return min(1.0, self.meta.step / (self.meta.epochs * self.steps_per_epoch))
+
+    def loop(self) -> None:
+        recipe = self.meta.recipe
+        while self.fraction() < 1.0:
+            epoch = self.meta.epoch
+            gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + epoch)
+            losses = []
+            self.net.train()
+            batches = self.data.train_batches(recipe.batch_size, seed=recipe.seed + epoch)
+            for x, y in batches:
+                lr = learning_rate(recipe.base_lr, self.fraction())
+                for group in self.opt.param_groups:
+                    group["lr"] = lr
+                loss = F.cross_entropy(self.net(augment(x, recipe, gen)), y,
+                                       label_smoothing=recipe.label_smoothing)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                self.meta.step += 1
+                losses.append(float(loss))
+                if self.meta.epoch == 0 and len(losses) == PROBE_STEPS:
+                    self._check_epoch_fits()
+                if self.cancel():
+                    raise TrainingCancelled(f"training stopped at epoch {epoch + 1}; "
+                                            f"{self.path} holds the last finished epoch")
+                self.progress(TrainStatus(epoch + 1, self.meta.step, float(np.mean(losses)),
+                                          self._last_accuracy(), self.seconds(),
+                                          self.fraction()))
+                if self.fraction() >= 1.0:
+                    break
+            self._end_epoch(epoch, losses)
+
+    def _check_epoch_fits(self) -> None:
+        if self.meta.minutes is None or self.before > 0:
+            return
+        per_epoch = (time.monotonic() - self.started) / PROBE_STEPS * self.steps_per_epoch
+        if per_epoch > 60 * self.meta.minutes:
+            raise ValueError(
+                f"minutes: {self.meta.minutes:g} min is less than one epoch here "
+                f"(about {per_epoch:.0f} s for {self.steps_per_epoch} steps of "
+                f"{self.meta.recipe.batch_size}); give at least "
+                f"{math.ceil(per_epoch / 6) / 10:g} minutes")
+
+    def _last_accuracy(self) -> float | None:
+        return self.meta.history[-1].val_accuracy if self.meta.history else None
+
+    def _end_epoch(self, epoch: int, losses: list[float]) -> None:
+        accuracy = evaluate(self.net, self.data)
+        self.meta.epoch = epoch + 1
+        self.meta.seconds = self.seconds()
+        self.meta.history.append(EpochRecord(epoch=epoch + 1, loss=float(np.mean(losses)),
+                                             val_accuracy=accuracy,
+                                             seconds=round(self.meta.seconds, 2)))
+        self._save()
+
+    def finish(self) -> TrainMeta:
+        recipe = self.meta.recipe
+        rng = np.random.default_rng(recipe.seed)
+        n = len(self.data.y_train)
+        batches = [self.data.x_train[torch.from_numpy(rng.choice(
+            n, size=min(recipe.batch_size, n), replace=False))]
+            for _ in range(recipe.recalibration_batches)]
+        recalibrate_bn(self.net, batches)
+        self.meta.val_accuracy = evaluate(self.net, self.data)
+        self.meta.finished = True
+        self.meta.seconds = self.seconds()
+        self._save()
+        return self.meta
+
+    def _save(self) -> None:
+        save_checkpoint(self.path, self.meta, {"model": self.net.state_dict(),
+                                               "optimizer": self.opt.state_dict()})
