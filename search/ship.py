@@ -153,7 +153,8 @@ def model_card(*, space: str, training: TrainingResult, latency: list[dict[str, 
     lines += ["## Training", "",
               f"- Data: {t.data}.",
               f"- Trained at {t.preprocessing['train_resolution']}x"
-              f"{t.preprocessing['train_resolution']} with a budget of {budget}: {t.epochs} epochs, "
+              f"{t.preprocessing['train_resolution']} with a budget of {budget}: "
+              f"{t.epochs} epochs, "
               f"{t.steps} steps, {t.seconds:.0f} s"
               + (f", initialised from the supernet `{t.init}`." if t.init else
                  ", from scratch."),
