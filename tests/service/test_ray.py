@@ -1,6 +1,7 @@
 """The Ray executor against a local Ray instance started by the test: a real `kit` job
 runs as a Ray task, reports progress through the board actor, and a profile job is
-cancelled on the cluster."""
+cancelled on the cluster; estimator calls fanned out over Ray actors score as the local
+estimator does."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from search.estimators import get_estimator
 from service.jobs.worker import Worker
 from service.schemas import FINAL_STATES
 from service.store import LocalArtifacts, Store, make_engine, migrate
+from tests.conftest import small_space
 from tests.service.conftest import NB201, fast_settings
 from tests.service.test_worker import wait
 
@@ -56,3 +60,48 @@ def test_jobs_run_as_ray_tasks(tmp_path: Path, local_ray: None) -> None:
     assert store.find_kit(space="nb201", params=NB201, fmt="onnx", precision="fp32")
     assert "models in kit.zip" in done.log_tail
     assert cancelled.state == "cancelled" and 0 < cancelled.progress < 1
+
+
+class _Staged:
+    """An estimator with a per-stage `prepare`, which `fan_out` must leave alone."""
+
+    def prepare(self, space: object, **_: object) -> None:
+        return None
+
+    def score(self, archs: list[object]) -> np.ndarray:
+        return np.zeros(len(archs))
+
+    def describe(self) -> str:
+        return "staged"
+
+
+@pytest.mark.parametrize("name", ["params", pytest.param("flops", marks=pytest.mark.slow),
+                                  pytest.param("zico", marks=pytest.mark.slow)])
+def test_fanned_out_scores_equal_local_scores(name: str, local_ray: None) -> None:
+    from service.jobs.ray_estimator import RayEstimator
+
+    space = small_space("nb201")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(7)]
+    settings = {"seed": 0, "threads": 1} if name == "zico" else {}
+    local = get_estimator(name, space=space, **settings)
+    remote = RayEstimator(local, chunk=2)
+    try:
+        assert remote.actors == 2  # one per CPU of the test's Ray
+        np.testing.assert_array_equal(remote.score(archs), local.score(archs))
+        np.testing.assert_array_equal(remote.score(archs[::-1]), local.score(archs[::-1]))
+        assert remote.score([]).shape == (0,)
+        assert remote.describe() == local.describe()
+    finally:
+        remote.close()
+
+
+def test_search_jobs_fan_out_only_on_ray_workers(local_ray: None) -> None:
+    from service.jobs.ray_estimator import RayEstimator, cluster_wrapper, fan_out
+
+    assert cluster_wrapper() is None  # the test process is Ray's driver, not a worker
+    assert ray.get(ray.remote(lambda: cluster_wrapper() is fan_out).remote())
+    staged = _Staged()
+    assert fan_out(staged) is staged
+    with pytest.raises(ValueError, match="actors"):
+        RayEstimator(staged, actors=0)
