@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         max_attempts: A job re-queued this many times (its worker kept dying) fails.
         max_upload_bytes: Largest request body accepted (measurement uploads included).
         cors_origins: Origins allowed by CORS (`["*"]` for any).
+        token_cache_s: How long the API remembers a valid token's user without asking
+            the database; a token revoked from the CLI still works for at most this long.
+            0 asks the database on every request.
     """
 
     model_config = SettingsConfigDict(env_prefix="HWNAS_", extra="ignore")
@@ -48,6 +51,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list)
+    token_cache_s: float = Field(default=5.0, ge=0, le=300)
 
     @model_validator(mode="after")
     def _lease_longer_than_heartbeat(self) -> Settings:

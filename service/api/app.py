@@ -8,14 +8,14 @@ jobs back to the queue.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api.errors import BodyLimitMiddleware, install_handlers
+from service.api.metrics import RequestMetrics
 from service.api.routes import devices, health, measurements, predictors, searches
 from service.api.services import build_services, close_services
 from service.config import Settings, get_settings
@@ -48,17 +48,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     for module in (health, devices, measurements, predictors, searches):
         app.include_router(module.router, prefix="/v1")
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        services = getattr(request.app.state, "services", None)
-        if services is not None:
-            services.metrics.observe(request.method, getattr(route, "path", "unmatched"),
-                                     response.status_code, time.perf_counter() - start)
-        return response
-
+    app.add_middleware(RequestMetrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

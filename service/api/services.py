@@ -32,7 +32,7 @@ def build_services(settings: Settings, *, start_worker: bool) -> Services:
     """Open (and migrate) the database, the artifact folder, and start the worker."""
     engine = make_engine(settings.db_url)
     migrate(engine)
-    store = Store(engine)
+    store = Store(engine, token_cache_s=settings.token_cache_s)
     artifacts = LocalArtifacts(settings.artifacts_dir)
     services = Services(settings, engine, store, artifacts, Metrics(store))
     if start_worker and settings.workers > 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from service.store.tables import (
 )
 
 TOKEN_PREFIX = "hwnas_"
+TOKEN_CACHE_SIZE = 4096
 
 
 class NotFoundError(LookupError):
@@ -83,9 +85,11 @@ class Repository:
         'alice'
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, token_cache_s: float = 0.0) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.token_cache_s = token_cache_s
+        self._token_users: dict[str, tuple[float, UserPublic]] = {}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -136,17 +140,36 @@ class Repository:
             if row is None:
                 raise NotFoundError(f"token {token_id} not found")
             row[0].revoked = True
+            self._token_users.clear()
             return _token(row[0], row[1])
 
     def user_for_token(self, secret: str) -> UserPublic | None:
-        """The user a bearer token belongs to, or None (unknown or revoked)."""
+        """The user a bearer token belongs to, or None (unknown or revoked).
+
+        A user found is remembered for `token_cache_s` seconds (see `cached_user`)."""
+        digest = hash_token(secret)
         with self.session() as session:
             user = session.scalar(
-                select(User).join(Token).where(
-                    Token.token_hash == hash_token(secret), Token.revoked.is_(False)
-                )
-            )
-            return None if user is None else _user(user)
+                select(User).join(Token).where(Token.token_hash == digest,
+                                               Token.revoked.is_(False)))
+            found = None if user is None else _user(user)
+        if found is not None and self.token_cache_s > 0:
+            if len(self._token_users) >= TOKEN_CACHE_SIZE:
+                self._token_users.clear()
+            self._token_users[digest] = (time.monotonic() + self.token_cache_s, found)
+        return found
+
+    def cached_user(self, secret: str) -> UserPublic | None:
+        """The token's user if `user_for_token` found it less than `token_cache_s` ago,
+        else None; never opens a session (so the API can call it on its event loop).
+
+        A token revoked from another process (`hwnas admin token revoke`) is refused
+        once its entry expires: at most `token_cache_s` seconds later.
+        """
+        entry = self._token_users.get(hash_token(secret))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
 
     # devices ------------------------------------------------------------------------
 
