@@ -1,7 +1,14 @@
-"""`hwnas serve`: the API and the job worker in one process (uvicorn), or either alone."""
+"""`hwnas serve`: the API and the job worker in one process (uvicorn), or either alone.
+
+With `--processes N` (N > 1) uvicorn serves the API from N child processes, which run
+no jobs (each is an API-only app, `HWNAS_WORKERS=0`), while this process runs the job
+worker: a job is still claimed by one worker only (the store's conditional UPDATE), and
+the job pool is not multiplied by N. Each child keeps its own request-latency metrics.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Annotated
@@ -17,6 +24,9 @@ def serve(
     worker_only: Annotated[bool, typer.Option(
         "--worker-only", help="Run jobs from the database, serve no HTTP.")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    processes: Annotated[int, typer.Option(
+        min=1, max=64, envvar="HWNAS_PROCESSES",
+        help="API processes (uvicorn workers); jobs run in this parent process.")] = 1,
 ) -> None:
     """Start the hwnas service: REST API under /v1 and, by default, the job worker.
 
@@ -34,8 +44,19 @@ def serve(
 
     from service.api import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
-                timeout_graceful_shutdown=30)
+    if processes == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
+                    timeout_graceful_shutdown=30)
+        return
+    from service.api.services import build_services, close_services
+
+    services = build_services(settings, start_worker=True)
+    os.environ["HWNAS_WORKERS"] = "0"  # the API children read their settings from here
+    try:
+        uvicorn.run("service.api:create_app", factory=True, workers=processes, host=host,
+                    port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    finally:
+        close_services(services)
 
 
 def _run_worker(settings: object) -> None:

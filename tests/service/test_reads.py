@@ -1,17 +1,26 @@
-"""The read path's token cache: a valid token's user is remembered for `token_cache_s`
-seconds, never an unknown token, and a revocation in the same process takes effect at
-once."""
+"""The read path: a valid token's user is remembered for `token_cache_s` seconds (never
+an unknown token; a revocation in the same process takes effect at once), request
+latency is labelled by route, and `hwnas serve --processes 2` serves the API from two
+processes while each job runs once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from service.api import create_app
+from service.schemas import FINAL_STATES
 from service.store import Store, make_engine, migrate
+from service.testing import free_port, start_server, stop_server
 from tests.service.conftest import fast_settings
+from tests.service.test_api import DEVICE
 
 
 def _store(tmp_path: Path, token_cache_s: float) -> Store:
@@ -69,3 +78,35 @@ def test_request_latency_is_labelled_by_route_and_status(tmp_path: Path) -> None
     assert ('hwnas_request_seconds_count{method="GET",route="/devices/{device_id}",'
             'status="404"} 1.0') in metrics
     assert 'route="unmatched",status="404"} 1.0' in metrics
+
+
+@pytest.mark.slow
+def test_serve_with_api_processes_runs_each_job_once(tmp_path: Path) -> None:
+    env = {**os.environ, "HWNAS_DATA_DIR": str(tmp_path)}
+    hwnas = [sys.executable, "-m", "service.cli", "admin"]
+    subprocess.run([*hwnas, "user", "alice"], env=env, check=True, capture_output=True)
+    token = subprocess.run([*hwnas, "token", "alice"], env=env, check=True,
+                           capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    server = start_server(tmp_path, port, env={"HWNAS_PROCESSES": "2", "HWNAS_WORKERS": "1",
+                                               "HWNAS_POLL_S": "0.1"})
+    try:
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        device = httpx.post(f"{url}/devices", json=DEVICE, headers=headers).json()
+        reads = [httpx.get(f"{url}/devices/{device['id']}", headers=headers)
+                 for _ in range(20)]
+        kit = (f"{url}/devices/{device['id']}/kit?space=nb201&param=cells=1"
+               "&param=channels=4&param=resolution=8")
+        job = httpx.get(kit, headers=headers).json()["job"]
+        for _ in range(600):
+            job = httpx.get(f"{url}/jobs/{job['id']}", headers=headers).json()
+            if job["state"] in FINAL_STATES:
+                break
+            time.sleep(0.2)
+    finally:
+        stop_server(server)
+    assert len(children) >= 2  # the API children (uvicorn may add a resource tracker)
+    assert all(r.status_code == 200 and r.json() == device for r in reads)
+    assert job["state"] == "succeeded" and job["attempts"] == 1, job
