@@ -62,6 +62,7 @@ def test_kit_profile_predictor(settings: Settings) -> None:
         assert job["state"] == "succeeded", job
         report = client.get(f"{base}/predictor", headers=alice).json()["report"]
         assert report["held_out"] and report["accuracy"]["archs"] >= 2
+        assert len(report["points"]) == report["accuracy"]["archs"]
         assert client.get(f"{base}/predictor/file", headers=alice).json()["schema_version"]
         budget = 2 * max(m["median_ms"] for m in client.get(
             f"{base}/measurements/{sets[0]['id']}", headers=alice).json()["archs"])

@@ -3,18 +3,22 @@
 The LUT comes from the measurement set's cells. Its whole archs (named by the kit, when
 the service built that kit) are end-to-end samples: with four or more, half (a seeded
 draw) is held out and the accuracy report is on those; with fewer, the report is
-in-sample and says so.
+in-sample and says so. The judged archs come back as `points` (arch, predicted and
+measured ms) for the dashboard's predicted-vs-measured chart.
 """
 
 from __future__ import annotations
 
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from service.jobs.registry import JobContext, JobEnv, register_job
 from service.store import ClaimedJob, NotFoundError
+
+if TYPE_CHECKING:
+    from latency import Predictor, Samples
 
 MEASUREMENTS = "measurements.json"
 KIT_FILE = "kit.zip"
@@ -75,9 +79,19 @@ def fit_predictor(ctx: JobContext) -> dict[str, Any]:
     predictor.save(ctx.work_dir / PREDICTOR)
     ctx.progress(0.8, "fitted")
     report = evaluate(predictor, held_out) if held_out is not None else None
+    points = [] if held_out is None else _points(predictor, held_out)
     ctx.log(predictor.describe())
     return {"kind": kind, "file": PREDICTOR, "cells": len(doc.cells),
             "samples": 0 if samples is None else len(samples),
             "held_out": samples is not None and len(samples) >= 4,
             "accuracy": None if report is None else report.model_dump(mode="json"),
+            "points": points,
             "description": predictor.describe()}
+
+
+def _points(predictor: Predictor, samples: Samples) -> list[dict[str, Any]]:
+    """Each judged arch: its string, predicted and measured latency (ms)."""
+    space = samples.space.build()
+    predicted = predictor.predict(samples.archs)
+    return [{"arch": space.encode(arch), "predicted_ms": float(p), "measured_ms": float(m)}
+            for arch, p, m in zip(samples.archs, predicted, samples.latency_ms, strict=True)]
