@@ -19,6 +19,7 @@ from service.api.metrics import RequestMetrics
 from service.api.routes import devices, health, measurements, predictors, searches
 from service.api.services import build_services, close_services
 from service.config import Settings, get_settings
+from service.dashboard import mount as mount_dashboard
 from service.schemas import API_VERSION
 
 DESCRIPTION = """Hardware-aware NAS as a service: describe a device, download its profiling
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     install_handlers(app)
     for module in (health, devices, measurements, predictors, searches):
         app.include_router(module.router, prefix="/v1")
+    mount_dashboard(app)
 
     app.add_middleware(RequestMetrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
