@@ -9,11 +9,14 @@
 3. tailors the space to the devices (HURRICANE's generator, `search.tailor`);
 4. runs the two-stage search (or one stage) with the chosen strategy and estimator,
    checkpointing to `out_dir/search_state.json` so a second call resumes;
-5. exports the winner (`search.deliver`), times each device's file where it runs here,
-   and writes `report.json` (`SearchReport`) and `report.md`.
-
-The winner's weights are not trained here (issue 8 adds training): the exported files
-are for latency and deployment checks, and the report says so.
+5. with `train_minutes` (or `train_epochs`), trains the winner and the `train_top - 1`
+   best feasible runners-up of the Pareto front (`search.training.train_arch`, each with
+   that budget, initialised from the supernet when the estimator has one) and ships
+   the one with the best val accuracy (`search.ship`); without it, the exported files
+   hold initialised weights, for latency and deployment checks, and the report says so;
+6. exports the shipped arch (`search.deliver`), times each device's file where it runs
+   here, and writes `report.json` (`SearchReport`), `report.md` and, when trained,
+   `model_card.md`.
 """
 
 from __future__ import annotations
@@ -79,6 +82,15 @@ class SearchSpec(BaseModel):
         default_factory=lambda: ["onnx", "tflite", "tflite-int8"])
     seed: int = 0
     cache_dir: str | None = None
+    train_minutes: float | None = Field(
+        default=None, gt=0, le=24 * 60, allow_inf_nan=False,
+        description="Train each shipped candidate this many minutes after the search; "
+        "None: export initialised weights.")
+    train_epochs: int | None = Field(
+        default=None, ge=1, le=10_000, description="Instead of train_minutes: an epoch "
+        "budget (reproducible run to run, whatever the machine's speed).")
+    train_top: int = Field(default=1, ge=1, le=8, description="Candidates trained: the "
+                           "winner and the best feasible runners-up of the Pareto front.")
 
     @property
     def cache_root(self) -> Path:
@@ -98,12 +110,18 @@ class SearchSpec(BaseModel):
         if len(resolutions) > 1:
             raise ValueError("targets: all devices of one search must take one input "
                              f"resolution, got {sorted(resolutions)}")
+        if self.train_minutes is not None and self.train_epochs is not None:
+            raise ValueError("train_minutes/train_epochs: give one training budget, not both")
         return self
 
 
 def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = None,
-               should_stop: Callable[[], bool] | None = None) -> SearchReport:
+               should_stop: Callable[[], bool] | None = None,
+               command: str | None = None) -> SearchReport:
     """Run (or resume) the search `spec` describes, writing everything into `out_dir`.
+
+    `command` is the command line the model card gives to reproduce the run (default:
+    `hwnas search --spec OUT/spec.json -o OUT`).
 
     Raises:
         SearchCancelled: `should_stop` returned True; calling again resumes.
@@ -141,17 +159,26 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
 
     outcome = run(space, estimator, budget, config, progress=search_progress,
                   should_stop=stop, checkpoint=out_dir / "search_state.json")
-    report(0.86, f"exporting {deploy.encode(outcome.best)}")
     from .deliver import export_winner, measure_exported
     from .local import cache_dir
 
     formats = list(dict.fromkeys(spec.formats + (
         ["openvino"] if any(t.device.backend == "openvino" for t in spec.targets)
         and "openvino" in spec.formats else [])))
-    calibration = _calibration(data, deploy.params["resolution"], spec.seed)
-    files = export_winner(deploy, outcome.best, out_dir, formats=formats,
-                          calibration=calibration, seed=spec.seed)
-    report(0.95, "timing the exported files")
+    chosen, training, candidates = None, None, None
+    if spec.train_minutes is not None or spec.train_epochs is not None:
+        trained, chosen, candidates = _train(spec, estimate, outcome, data, out_dir, report,
+                                             stop)
+        report(0.94, f"exporting the trained {trained.meta.arch}")
+        from .ship import export_trained
+
+        training, files = export_trained(trained, deploy, data, out_dir, formats=formats)
+    else:
+        report(0.86, f"exporting {deploy.encode(outcome.best)}")
+        calibration = _calibration(data, deploy.params["resolution"], spec.seed)
+        files = export_winner(deploy, outcome.best, out_dir, formats=formats,
+                              calibration=calibration, seed=spec.seed)
+    report(0.96, "timing the exported files")
     profiles = {t.device.name: cache_dir(spec.cache_root, deploy, t.device)
                 for t in spec.targets
                 if t.predictor is None}
@@ -159,10 +186,71 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
     result = SearchReport.build(spec=spec, deploy=deploy, outcome=outcome, budget=budget,
                                 files=files, measured=measured, tailoring=tailoring,
                                 estimator=estimator.describe(), data=data.describe(),
-                                seconds=time.monotonic() - started)
+                                seconds=time.monotonic() - started, chosen=chosen,
+                                training=training, candidates=candidates)
     write_reports(out_dir, result)
+    if training is not None:
+        _write_card(out_dir, spec, result, training, command)
     report(1.0, "done")
     return result
+
+
+def _train(spec: SearchSpec, space: Any, outcome: Any, data: Any, out_dir: Path,
+           report: Progress, stop: Callable[[], bool]
+           ) -> tuple[Any, tuple[Any, float], list[dict[str, Any]]]:
+    """Train the winner and the runners-up; returns the most accurate one, its (arch,
+    score), and one summary per candidate."""
+    from .training.recipe import Recipe, TrainingCancelled, train_arch
+
+    best = space.encode(outcome.best)
+    runners = sorted((p for p in outcome.pareto if p["feasible"] and p["arch"] != best),
+                     key=lambda p: -p["score"])
+    picks = [(best, outcome.best_score)] + [(p["arch"], p["score"])
+                                            for p in runners[:spec.train_top - 1]]
+    init = spec.checkpoint if spec.estimator in ("bn", "supernet") else None
+    results = []
+    for number, (arch, _) in enumerate(picks):
+        def step(status: Any, _n: int = number) -> None:
+            val = status.val_accuracy
+            report(0.86 + 0.08 * (_n + status.fraction) / len(picks),
+                   f"training {_n + 1}/{len(picks)}: epoch {status.epoch}, val "
+                   + (f"{val:.1%}" if val is not None else "-"))
+
+        try:
+            results.append(train_arch(space, space.decode(arch), data,
+                                      out=out_dir / "train" / str(number),
+                                      minutes=spec.train_minutes, epochs=spec.train_epochs,
+                                      recipe=Recipe(seed=spec.seed),
+                                      init=init, progress=step, cancel=stop))
+        except TrainingCancelled:
+            raise SearchCancelled("search cancelled while training; the checkpoints are "
+                                  "kept") from None
+    top = max(range(len(results)), key=lambda i: results[i].meta.val_accuracy or 0.0)
+    candidates = [{"arch": arch, "score": score, "val_accuracy": r.meta.val_accuracy,
+                   "epochs": r.meta.epoch, "seconds": round(r.meta.seconds, 2),
+                   "chosen": i == top}
+                  for i, ((arch, score), r) in enumerate(zip(picks, results, strict=True))]
+    return results[top], (space.decode(picks[top][0]), picks[top][1]), candidates
+
+
+def _write_card(out_dir: Path, spec: SearchSpec, result: SearchReport, training: Any,
+                command: str | None) -> None:
+    import shlex
+
+    from .ship import latency_rows, model_card
+
+    origin = {"strategy": spec.strategy, "estimator": spec.estimator, "score": result.score,
+              "evaluations": result.evaluations,
+              "devices": [{"name": t.device, "backend": t.backend, "budget_ms": t.budget_ms}
+                          for t in result.targets]}
+    rows = latency_rows({t.device: t.measured for t in result.targets},
+                        {t.device: t.predicted_ms for t in result.targets},
+                        {t.device: t.budget_ms for t in result.targets})
+    default = shlex.join(["hwnas", "search", "--spec", str(out_dir / "spec.json"),
+                          "-o", str(out_dir)])
+    (out_dir / "model_card.md").write_text(model_card(
+        space=result.space, training=training, latency=rows, origin=origin,
+        command=command or default))
 
 
 def _space_params(spec: SearchSpec, resolution: int, classes: int) -> dict[str, object]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 class TargetResult(BaseModel):
@@ -48,23 +48,31 @@ class SearchReport(BaseModel):
     pareto: list[dict[str, Any]]
     files: dict[str, dict[str, Any]]
     trained: bool
+    training: dict[str, Any] | None = None
+    candidates: list[dict[str, Any]] = []
     seconds: float
     spec: dict[str, Any]
 
     @classmethod
     def build(cls, *, spec: Any, deploy: Any, outcome: Any, budget: Any,
               files: dict[str, dict[str, Any]], measured: dict[str, dict[str, Any]],
-              tailoring: Any, estimator: str, data: str, seconds: float) -> SearchReport:
+              tailoring: Any, estimator: str, data: str, seconds: float,
+              chosen: tuple[Any, float] | None = None, training: Any = None,
+              candidates: list[dict[str, Any]] | None = None) -> SearchReport:
+        """`chosen` (arch, score) replaces the search's best when training picked another
+        candidate; `training` is the `search.ship.TrainingResult` of the shipped files."""
         import torch
 
         from models import build, count_flops, count_params
 
-        net = build(deploy, outcome.best).eval()
+        best, score = chosen or (outcome.best, outcome.best_score)
+        latency = {name: float(v[0]) for name, v in budget.latencies([best]).items()}
+        net = build(deploy, best).eval()
         with torch.no_grad():
             flops = count_flops(net, net.example_input())
         targets = []
         for t in budget.targets:
-            predicted = outcome.latency_ms[t.name]
+            predicted = latency[t.name]
             std = getattr(t.predictor, "predict_std", None)
             got = measured.get(t.name, {"measured": False, "reason": "not timed"})
             # Compare with the prediction at the machine speed the LUT was measured at,
@@ -74,17 +82,19 @@ class SearchReport(BaseModel):
                 device=t.name, backend=next(s.device.backend for s in spec.targets
                                             if s.device.name == t.name),
                 budget_ms=t.budget_ms, predicted_ms=predicted,
-                predicted_std_ms=float(std([outcome.best])[0]) if callable(std) else None,
+                predicted_std_ms=float(std([best])[0]) if callable(std) else None,
                 measured=got, error_vs_predicted=(predicted / ms - 1.0) if ms else None,
                 within_budget_predicted=predicted <= t.budget_ms,
                 within_budget_measured=(ms <= t.budget_ms) if ms else None))
         return cls(
-            arch=deploy.encode(outcome.best), space=deploy.name, deploy_params=deploy.params,
-            score=outcome.best_score, estimator=estimator, data=data, strategy=spec.strategy,
+            arch=deploy.encode(best), space=deploy.name, deploy_params=deploy.params,
+            score=score, estimator=estimator, data=data, strategy=spec.strategy,
             num_params=count_params(net), flops=int(flops), targets=targets,
             stages=[vars(s) for s in outcome.stages], evaluations=len(outcome.evaluated),
             tailored=tailoring.summary() if tailoring is not None else None,
-            pareto=outcome.pareto, files=files, trained=False, seconds=round(seconds, 2),
+            pareto=outcome.pareto, files=files, trained=training is not None,
+            training=training.model_dump(mode="json") if training is not None else None,
+            candidates=candidates or [], seconds=round(seconds, 2),
             spec=spec.model_dump(mode="json"))
 
 
@@ -102,8 +112,7 @@ def markdown(r: SearchReport) -> str:
         f"- estimator score {r.score:.4g} ({r.estimator.splitlines()[0]})",
         f"- {r.num_params:,} params, {r.flops / 1e6:,.1f} MFLOPs",
         f"- strategy {r.strategy}, {r.evaluations} estimator calls, {r.seconds:.0f} s",
-        "- weights: untrained (initialised, BN statistics from data): exported for "
-        "latency and deployment checks" if not r.trained else "- weights: trained",
+        _weights(r),
         "", "## Latency", "",
         "| device | backend | budget ms | predicted ms | measured ms | error | within budget |",
         "|---|---|---|---|---|---|---|",
@@ -129,8 +138,26 @@ def markdown(r: SearchReport) -> str:
               "ratio vs score)", "", "| ratio | score | arch |", "|---|---|---|"]
     for p in r.pareto:
         lines.append(f"| {p['ratio']:.3f} | {p['score']:.4g} | `{p['arch']}` |")
-    lines += ["", "## Files", "", "| file | MB | error vs torch | ok |", "|---|---|---|---|"]
-    for f in r.files.values():
-        lines.append(f"| {f['path']} | {f['bytes'] / 1e6:.2f} | {f['rel_err']:.2e} | "
+    if r.candidates:
+        lines += ["", "## Trained candidates", "", "| arch | score | val accuracy | epochs "
+                  "| shipped |", "|---|---|---|---|---|"]
+        for c in r.candidates:
+            lines.append(f"| `{c['arch']}` | {c['score']:.4g} | {c['val_accuracy']:.2%} | "
+                         f"{c['epochs']} | {'yes' if c['chosen'] else ''} |")
+    accuracy = (r.training or {}).get("val_accuracy", {})
+    lines += ["", "## Files", "", "| file | MB | error vs torch | val accuracy | ok |",
+              "|---|---|---|---|---|"]
+    for fmt, f in r.files.items():
+        acc = f"{accuracy[fmt]:.2%}" if fmt in accuracy else "-"
+        lines.append(f"| {f['path']} | {f['bytes'] / 1e6:.2f} | {f['rel_err']:.2e} | {acc} | "
                      f"{'yes' if f['ok'] else 'NO'} |")
     return "\n".join(lines) + "\n"
+
+
+def _weights(r: SearchReport) -> str:
+    if r.training is None:
+        return ("- weights: untrained (initialised, BN statistics from data): exported for "
+                "latency and deployment checks")
+    t = r.training
+    return (f"- weights: trained {t['epochs']} epochs ({t['seconds']:.0f} s) on {t['data']}; "
+            f"val accuracy {t['val_accuracy']['torch']:.2%} (torch); see model_card.md")

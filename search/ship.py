@@ -62,17 +62,13 @@ def train_and_export(train_space: Space, deploy_space: Space, arch: Arch, data: 
                      epochs: int | None = None, recipe: Any = None,
                      init: str | Path | None = None, resume: bool = True,
                      progress: Callable[[Any], None] | None = None,
-                     cancel: Callable[[], bool] | None = None, calibration: int = 128,
+                     cancel: Callable[[], bool] | None = None,
                      threads: int = 1) -> tuple[TrainingResult, dict[str, dict[str, Any]]]:
     """Train `arch` on `data` into `out/train/`, export it into `out`, measure the files.
 
     Returns the `TrainingResult` and `models.export.check_exported`'s entry per format.
     Raises what `search.training.train_arch` raises.
     """
-    import numpy as np
-    import torch
-
-    from .deliver import export_winner, exported_accuracy
     from .training import torch_threads
     from .training.recipe import train_arch
 
@@ -80,22 +76,37 @@ def train_and_export(train_space: Space, deploy_space: Space, arch: Arch, data: 
         trained = train_arch(train_space, arch, data, out=out / "train", minutes=minutes,
                              epochs=epochs, recipe=recipe, init=init, resume=resume,
                              progress=progress, cancel=cancel)
-        resolution = int(deploy_space.params["resolution"])
-        rng = np.random.default_rng(trained.meta.recipe.seed)
-        pick = np.sort(rng.choice(len(data.y_train), size=min(calibration, len(data.y_train)),
-                                  replace=False))
-        from .data import to_resolution
+    return export_trained(trained, deploy_space, data, out, formats=formats, threads=threads)
 
-        images = to_resolution(data.x_train[torch.from_numpy(pick)], resolution).numpy()
+
+def export_trained(trained: Any, deploy_space: Space, data: Dataset, out: Path, *,
+                   formats: Sequence[str], calibration: int = 128,
+                   threads: int = 1) -> tuple[TrainingResult, dict[str, dict[str, Any]]]:
+    """Export a `search.training.TrainedArch` into `out` at `deploy_space`'s resolution and
+    run every file over the val split; writes `out/train.json`."""
+    import numpy as np
+    import torch
+
+    from .data import to_resolution
+    from .deliver import export_winner, exported_accuracy
+    from .training import torch_threads
+
+    meta = trained.meta
+    arch = deploy_space.decode(meta.arch)
+    resolution = int(deploy_space.params["resolution"])
+    rng = np.random.default_rng(meta.recipe.seed)
+    pick = np.sort(rng.choice(len(data.y_train), size=min(calibration, len(data.y_train)),
+                              replace=False))
+    images = to_resolution(data.x_train[torch.from_numpy(pick)], resolution).numpy()
+    with torch_threads(threads):
         files = export_winner(deploy_space, arch, out, formats=formats, calibration=images,
                               weights=trained.net.state_dict(),
                               recalibrate=resolution != data.resolution)
-    accuracy = {"torch": float(trained.meta.val_accuracy or 0.0)}
+    accuracy = {"torch": float(meta.val_accuracy or 0.0)}
     accuracy |= exported_accuracy(out, files, data.x_val, data.y_val, resolution=resolution,
                                   threads=threads)
-    meta = trained.meta
     result = TrainingResult(
-        arch=meta.arch, train_params=train_space.params, deploy_params=deploy_space.params,
+        arch=meta.arch, train_params=meta.params, deploy_params=deploy_space.params,
         recipe=meta.recipe.model_dump(mode="json") | {"lr": meta.recipe.base_lr},
         data=data.describe(), budget={"minutes": meta.minutes, "epochs": meta.epochs},
         init=meta.init, epochs=meta.epoch, steps=meta.step, seconds=round(meta.seconds, 2),

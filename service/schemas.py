@@ -194,7 +194,8 @@ class SearchCreate(BaseModel):
             "space": "mbv2", "params": {"resolution": 224},
             "targets": [{"device_id": 1, "budget_ms": 25.0}],
             "estimator": "zico", "strategy": "evolution", "data": "cifar10",
-            "limits": {"evaluations": 200, "minutes": 30}, "seed": 0}]},
+            "limits": {"evaluations": 200, "minutes": 30}, "seed": 0,
+            "train_minutes": 5}]},
     )
 
     space: str = Field(min_length=1, max_length=64)
@@ -206,6 +207,22 @@ class SearchCreate(BaseModel):
                              description="Data set reference for accuracy estimation.")
     limits: SearchLimits = Field(default_factory=SearchLimits)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    train_minutes: float | None = Field(
+        default=None, gt=0, le=24 * 60, allow_inf_nan=False,
+        description="Train the winner this many minutes on `data` after the search; the "
+        "artifacts are then the trained files and model_card.md. None: initialised weights.")
+    train_top: int = Field(default=1, ge=1, le=8, description="With train_minutes: also "
+                           "train the best feasible runners-up and ship the most accurate.")
+
+    @model_validator(mode="after")
+    def _training_fits(self) -> SearchCreate:
+        if self.train_minutes is not None and \
+                self.train_minutes * self.train_top >= self.limits.minutes:
+            raise ValueError(
+                f"train_minutes: {self.train_minutes:g} min x train_top {self.train_top} "
+                f"leaves no time for the search within limits.minutes "
+                f"({self.limits.minutes:g}); raise limits.minutes or train less")
+        return self
 
 
 class ArtifactPublic(Public):

@@ -50,7 +50,8 @@ from .loop import evaluate
 
 CHECKPOINT = "checkpoint.pt"
 WARMUP = 0.03
-# Steps timed at the start of a fresh minutes run to refuse a budget under one epoch.
+# Steps timed at the start of a fresh minutes run to refuse a budget under one epoch
+# (after the first, which pays for lazy initialisation).
 PROBE_STEPS = 3
 
 
@@ -281,6 +282,7 @@ class _Run:
         self.progress = progress or (lambda status: None)
         self.cancel = cancel or (lambda: False)
         self.started = time.monotonic()
+        self.probe = (self.started, 0)
         self.before = meta.seconds
 
     def seconds(self) -> float:
@@ -309,9 +311,9 @@ class _Run:
                 loss.backward()
                 self.opt.step()
                 self.meta.step += 1
-                losses.append(float(loss))
-                if self.meta.epoch == 0 and len(losses) == PROBE_STEPS:
-                    self._check_epoch_fits()
+                losses.append(loss.item())
+                if self.meta.epoch == 0:
+                    self._probe(len(losses))
                 if self.cancel():
                     raise TrainingCancelled(f"training stopped at epoch {epoch + 1}; "
                                             f"{self.path} holds the last finished epoch")
@@ -322,10 +324,18 @@ class _Run:
                     break
             self._end_epoch(epoch, losses)
 
-    def _check_epoch_fits(self) -> None:
-        if self.meta.minutes is None or self.before > 0:
+    def _probe(self, steps: int) -> None:
+        """After step 1 start the clock; after PROBE_STEPS more (or when the budget is
+        spent first) refuse a minutes budget shorter than one epoch of this pace."""
+        if self.meta.minutes is None or self.before > 0 or steps >= self.steps_per_epoch:
             return
-        per_epoch = (time.monotonic() - self.started) / PROBE_STEPS * self.steps_per_epoch
+        now = time.monotonic()
+        if steps == 1:
+            self.probe = (now, 1)
+        if self.fraction() < 1.0 and steps < 1 + PROBE_STEPS:
+            return
+        since, first = self.probe if steps > 1 else (self.started, 0)
+        per_epoch = (now - since) / (steps - first) * self.steps_per_epoch
         if per_epoch > 60 * self.meta.minutes:
             raise ValueError(
                 f"minutes: {self.meta.minutes:g} min is less than one epoch here "

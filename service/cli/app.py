@@ -60,8 +60,10 @@ EXPECTED = (ArchError, UnknownSpaceError, ValueError, FileNotFoundError, CLIErro
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hwnas` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, standalone_mode=False, prog_name="hwnas")
+        # The command line travels to the commands (model cards quote it to reproduce a run).
+        app(args=args, standalone_mode=False, prog_name="hwnas", obj={"argv": args})
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.ClickException as err:

@@ -39,3 +39,11 @@ def parse_params(space: str, pairs: list[str] | None) -> dict[str, object]:
 
 def load_space(name: str, pairs: list[str] | None) -> Space:
     return get_space(name, **parse_params(name, pairs))
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The `hwnas ...` command line being run, quoted for a shell."""
+    import shlex
+
+    argv = (ctx.find_root().obj or {}).get("argv", [])
+    return shlex.join(["hwnas", *argv])

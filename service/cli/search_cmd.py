@@ -9,14 +9,15 @@ import typer
 
 from profilers.device import DeviceProfile, load_device
 
-from .options import ParamOpt, parse_params
+from .options import ParamOpt, command_line, parse_params
 
 
 def search(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumes if it "
                                       "holds an interrupted search of the same spec).")],
-    budget_ms: Annotated[list[float], typer.Option(
-        "--budget-ms", help="Latency budget in ms; one per device, in order.")],
+    budget_ms: Annotated[list[float] | None, typer.Option(
+        "--budget-ms", help="Latency budget in ms; one per device, in order.")] = None,
     device: Annotated[list[Path] | None, typer.Option(
         help="Device profile JSON (repeat for a multi-device search).")] = None,
     backend: Annotated[str | None, typer.Option(
@@ -45,36 +46,34 @@ def search(
     seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
     cache: Annotated[Path | None, typer.Option(help="Cache of local profiling runs "
                                                "(default ~/.cache/hwnas).")] = None,
+    train_minutes: Annotated[float | None, typer.Option(
+        help="Train the winner this many minutes on DATA and ship trained files.")] = None,
+    train_epochs: Annotated[int | None, typer.Option(
+        help="Instead of --train-minutes: train this many epochs (reproducible).")] = None,
+    train_top: Annotated[int, typer.Option(
+        help="With a training budget: also train the best feasible runners-up of the Pareto "
+             "front and ship the most accurate.")] = 1,
+    spec_file: Annotated[Path | None, typer.Option(
+        "--spec", help="Run the search a spec.json describes (as a search or the service "
+                       "writes it); the other search options are then not allowed.")] = None,
 ) -> None:
     """Search the most accurate arch under the budget(s) and export it to OUT."""
-    devices = _devices(device, backend, threads, resolution)
-    if len(budget_ms) != len(devices):
-        raise ValueError(f"--budget-ms: give one budget per device ({len(devices)}), "
-                         f"got {len(budget_ms)}")
-    predictors = list(predictor or [])
-    if predictors and len(predictors) != len(devices):
-        raise ValueError(f"--predictor: give one per device ({len(devices)}) or none, "
-                         f"got {len(predictors)}")
-    from pydantic import ValidationError
-
-    from search.api import SearchSpec, TargetSpec, run_search
+    from search.api import load_spec, run_search
     from search.driver import SearchCancelled
 
-    try:
-        spec = SearchSpec(
-            space=space, space_params=parse_params(space, param), estimator=estimator,
-            checkpoint=checkpoint, strategy=strategy, evaluations=evaluations, stages=stages,
-            tailor_keep=keep or None, data=data, seed=seed,
-            formats=[f.strip() for f in export.split(",") if f.strip()],
-            cache_dir=str(cache) if cache else None,
-            targets=[TargetSpec(device=d, budget_ms=b,
-                                predictor=None if not predictors or predictors[i] == "-"
-                                else predictors[i])
-                     for i, (d, b) in enumerate(zip(devices, budget_ms, strict=True))])
-    except ValidationError as err:
-        from profilers.schema import describe_validation_error
-
-        raise ValueError(describe_validation_error(err)) from None
+    if spec_file is not None:
+        if budget_ms or device or backend:
+            raise ValueError("--spec: give the spec file alone (with -o), not with "
+                             "--budget-ms, --device or --backend")
+        spec = load_spec(spec_file)
+    else:
+        spec = _spec(budget_ms=budget_ms or [], device=device, backend=backend,
+                     threads=threads, resolution=resolution, predictor=predictor, space=space,
+                     param=param, estimator=estimator, checkpoint=checkpoint,
+                     strategy=strategy, evaluations=evaluations, stages=stages, keep=keep,
+                     data=data, export=export, seed=seed, cache=cache,
+                     train_minutes=train_minutes, train_epochs=train_epochs,
+                     train_top=train_top)
     _check_names(spec)
     with typer.progressbar(length=1000, label="search", show_pos=False) as bar:
         state = {"done": 0}
@@ -87,7 +86,8 @@ def search(
                 state["done"] += step
 
         try:
-            result = run_search(spec, out, progress=progress)
+            result = run_search(spec, out, progress=progress,
+                                command=command_line(ctx))
         except (KeyboardInterrupt, SearchCancelled):
             typer.echo(f"\ninterrupted; the state is in {out}: run the same command to "
                        "resume", err=True)
@@ -101,6 +101,48 @@ def search(
     typer.echo(f"best {result.arch}\nscore {result.score:.4g}  params {result.num_params:,}  "
                f"FLOPs {result.flops:,}\n-> {out}/report.json, {out}/report.md, "
                + ", ".join(f["path"] for f in result.files.values()))
+    if result.training is not None:
+        acc = result.training["val_accuracy"]
+        typer.echo("val accuracy " + ", ".join(f"{k} {v:.2%}" for k, v in acc.items())
+                   + f"\n-> {out}/model_card.md")
+
+
+def _spec(*, budget_ms: list[float], device: list[Path] | None, backend: str | None,
+          threads: int, resolution: int, predictor: list[str] | None, space: str,
+          param: list[str] | None, estimator: str, checkpoint: str | None, strategy: str,
+          evaluations: int, stages: int, keep: int, data: str | None, export: str, seed: int,
+          cache: Path | None, train_minutes: float | None, train_epochs: int | None,
+          train_top: int) -> object:
+    """The `SearchSpec` the command-line options describe."""
+    devices = _devices(device, backend, threads, resolution)
+    if len(budget_ms) != len(devices):
+        raise ValueError(f"--budget-ms: give one budget per device ({len(devices)}), "
+                         f"got {len(budget_ms)}")
+    predictors = list(predictor or [])
+    if predictors and len(predictors) != len(devices):
+        raise ValueError(f"--predictor: give one per device ({len(devices)}) or none, "
+                         f"got {len(predictors)}")
+    from pydantic import ValidationError
+
+    from search.api import SearchSpec, TargetSpec
+
+    try:
+        spec = SearchSpec(
+            space=space, space_params=parse_params(space, param), estimator=estimator,
+            checkpoint=checkpoint, strategy=strategy, evaluations=evaluations, stages=stages,
+            tailor_keep=keep or None, data=data, seed=seed,
+            formats=[f.strip() for f in export.split(",") if f.strip()],
+            cache_dir=str(cache) if cache else None, train_minutes=train_minutes,
+            train_epochs=train_epochs, train_top=train_top,
+            targets=[TargetSpec(device=d, budget_ms=b,
+                                predictor=None if not predictors or predictors[i] == "-"
+                                else predictors[i])
+                     for i, (d, b) in enumerate(zip(devices, budget_ms, strict=True))])
+    except ValidationError as err:
+        from profilers.schema import describe_validation_error
+
+        raise ValueError(describe_validation_error(err)) from None
+    return spec
 
 
 def _devices(paths: list[Path] | None, backend: str | None, threads: int,

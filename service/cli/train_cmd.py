@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +9,11 @@ import typer
 
 from profilers.device import DeviceProfile, load_device
 
-from .options import ParamOpt, parse_params
+from .options import ParamOpt, command_line, parse_params
 
 
 def train(
+    ctx: typer.Context,
     space_name: Annotated[str, typer.Option("--space", help="Space name, e.g. mbv2.")],
     arch: Annotated[str, typer.Option(help="Architecture string (as `hwnas search` prints).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (an interrupted run "
@@ -94,7 +93,7 @@ def train(
     measured = measure_exported(out, devices or _local_devices(formats, deploy_res, threads))
     (out / "model_card.md").write_text(model_card(
         space=space_name, training=result, latency=latency_rows(measured),
-        command=shlex.join(["hwnas", *sys.argv[1:]])))
+        command=command_line(ctx)))
     acc = result.val_accuracy
     typer.echo(f"{result.epochs} epochs, {result.seconds:.0f} s; val accuracy "
                + ", ".join(f"{k} {v:.2%}" for k, v in acc.items()))

@@ -106,3 +106,44 @@ def test_budget_below_the_fastest_arch(capfd: pytest.CaptureFixture[str], cache:
                           str(tmp_path / "o"))
     assert code == 2
     assert "fastest reachable latency is local-onnxruntime:" in err
+
+
+def test_search_trains_and_ships_the_most_accurate(capfd: pytest.CaptureFixture[str],
+                                                   cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = [*SMALL, "--backend", "onnxruntime", "--budget-ms", "50", "--estimator", "params",
+            "--evaluations", "8", "--keep", "3", "--export", "onnx", "--cache",
+            str(cache), "--train-epochs", "1", "--train-top", "2", "-o", str(out)]
+    code, stdout, err = search(capfd, *argv)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema_version"] == 2 and report["trained"]
+    accuracy = report["training"]["val_accuracy"]
+    assert set(accuracy) == {"torch", "onnx"}
+    # Trained at the data's 32x32, deployed at 16x16: the files are run at 16x16.
+    assert report["training"]["preprocessing"] | {"resolution": 16, "train_resolution": 32} \
+        == report["training"]["preprocessing"]
+    candidates = report["candidates"]
+    assert len(candidates) == 2 and [c["chosen"] for c in candidates].count(True) == 1
+    chosen = next(c for c in candidates if c["chosen"])
+    assert chosen["arch"] == report["arch"] == report["training"]["arch"]
+    assert chosen["val_accuracy"] == max(c["val_accuracy"] for c in candidates)
+    card = (out / "model_card.md").read_text()
+    assert report["arch"] in card and "strategy `evolution`" in card
+    assert "hwnas search --space nb201" in card and "--train-epochs 1" in card
+    assert "val accuracy torch" in stdout
+    # The spec the search wrote replays it: everything is resumed, nothing retrained.
+    code, _, err = search(capfd, "--spec", str(out / "spec.json"), "-o", str(out))
+    assert code == 0, err
+    again = json.loads((out / "report.json").read_text())
+    assert again["arch"] == report["arch"] and again["candidates"] == candidates
+
+
+def test_spec_alone(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text("{}")
+    code, _, err = search(capfd, "--spec", str(spec), "--budget-ms", "5", "-o",
+                          str(tmp_path / "o"))
+    assert code == 2 and "--spec: give the spec file alone" in err
+    code, _, err = search(capfd, "--spec", str(spec), "-o", str(tmp_path / "o"))
+    assert code == 2 and "schema_version" in err

@@ -19,7 +19,7 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 ArtifactName = Annotated[str, Path(max_length=128, examples=["model.onnx"])]
 MEDIA = {".onnx": "application/octet-stream", ".tflite": "application/octet-stream",
-         ".json": "application/json", ".zip": "application/zip"}
+         ".json": "application/json", ".zip": "application/zip", ".md": "text/markdown"}
 
 
 @router.post("/searches", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
@@ -52,11 +52,12 @@ def cancel_search(search_id: JobId, user: CurrentUser, store: StoreDep) -> JobPu
 @router.get("/searches/{search_id}/artifacts", response_model=list[ArtifactPublic])
 def list_artifacts(search_id: JobId, user: CurrentUser, store: StoreDep,
                    artifacts: ArtifactsDep) -> list[ArtifactPublic]:
-    """Files the search wrote: model.onnx, model.tflite, model-int8.tflite, report.json."""
+    """Files the search delivered: model.onnx, model.tflite, model-int8.tflite, report.json,
+    report.md and, when trained, model_card.md and train.json (not its working folders)."""
     store.get(user.id, search_id, kind="search")
     prefix = job_dir_name(search_id)
-    return [ArtifactPublic(name=name.removeprefix(prefix + "/"), bytes=size)
-            for name, size in artifacts.list(prefix)]
+    listed = ((name.removeprefix(prefix + "/"), size) for name, size in artifacts.list(prefix))
+    return [ArtifactPublic(name=name, bytes=size) for name, size in listed if "/" not in name]
 
 
 @router.get("/searches/{search_id}/artifacts/{name}",

@@ -2,9 +2,10 @@
 
 `prepare` resolves each target device to a `profilers.device.DeviceProfile` and its
 newest predictor's file; `run` builds `search.api.SearchSpec` from those and the request
-(space, estimator, strategy, data, evaluations, seed) with the job's folder as the output
-folder. `run_search` writes `model.onnx`, `model.tflite`, `model-int8.tflite` and
-`report.json` there and resumes from its checkpoint in that folder, so a search whose
+(space, estimator, strategy, data, evaluations, seed, train minutes) with the job's folder
+as the output folder. `run_search` writes `model.onnx`, `model.tflite`,
+`model-int8.tflite` and `report.json` there (trained, with `model_card.md`, when
+`train_minutes` is set) and resumes from its checkpoint in that folder, so a search whose
 worker died continues where it stopped. Progress messages (the current best) become the
 job's status line.
 
@@ -47,7 +48,9 @@ def _prepare(env: JobEnv, job: ClaimedJob) -> dict[str, Any]:
 
 def _finish(env: JobEnv, job: ClaimedJob, result: dict[str, Any]) -> dict[str, Any]:
     files = env.artifacts.list(f"jobs/{job.id}")
-    return {**result, "artifacts": [name.rsplit("/", 1)[1] for name, _ in files]}
+    prefix = f"jobs/{job.id}/"
+    return {**result, "artifacts": [name.removeprefix(prefix) for name, _ in files
+                                    if "/" not in name.removeprefix(prefix)]}
 
 
 @register_job("search", prepare=_prepare, finish=_finish)
@@ -63,7 +66,8 @@ def run_search_job(ctx: JobContext) -> dict[str, Any]:
         space=params["space"], space_params=space_params, targets=params["resolved_targets"],
         estimator=params["estimator"], strategy=params["strategy"], data=params["data"],
         evaluations=max(4, params["limits"]["evaluations"]), seed=params["seed"],
-        cache_dir=params["cache_dir"])
+        cache_dir=params["cache_dir"], train_minutes=params.get("train_minutes"),
+        train_top=params.get("train_top", 1))
     deadline = time.monotonic() + 60 * params["limits"]["minutes"]
 
     def should_stop() -> bool:

@@ -1,0 +1,160 @@
+"""Does the searched winner, trained, beat random archs trained the same way? (issue 8)
+
+mbv2 (`--width`), deployed at 224x224 on this machine's onnxruntime CPU (1 thread) under
+a latency budget (default: the median predicted latency of 200 random archs, so about
+half of the space is feasible), accuracy on the bundled digits at 32x32:
+
+1. **Search and ship**: `hwnas search`'s job (`search.api.run_search`) with ZiCo and
+   `--train-minutes M`: the winner is trained M minutes, exported to ONNX, TFLite fp32
+   and TFLite int8, and each file is run over the val split.
+2. **Random baseline**: `--random` archs drawn uniformly among those predicted under the
+   same budget, each trained M minutes with the same recipe and seed
+   (`search.training.train_arch`): val accuracy (torch, the same measure as the
+   winner's `torch` entry).
+3. **int8**: the winner's TFLite int8 file against its fp32 file: val accuracy (each file
+   run on LiteRT) and latency on LiteRT/XNNPACK at 224x224, 1 thread, timed in
+   interleaved rounds (`search.deliver.measure_exported`).
+
+Accuracy after M minutes depends on how fast this shared machine ran in those minutes
+(the epochs column says how far each run got); run it on a quiet machine::
+
+    flock /tmp/hwnas-cpu.lock .venv/bin/python benchmarks/train_winner.py \\
+        --cache .cache/hwnas            # ~40 min: 6 runs of 5 minutes, search, exports
+
+Prints a table and writes `benchmarks/results/train_winner.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from profilers.device import DeviceProfile
+from profilers.formats import HostInfo
+from search.api import SearchSpec, TargetSpec, run_search
+from search.data import load_dataset
+from search.deliver import measure_exported
+from search.local import local_predictor
+from search.training import torch_threads
+from search.training.recipe import Recipe, train_arch
+from spaces import get_space
+
+OUT = Path(__file__).parent / "results" / "train_winner.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--budget-ms", type=float, default=None)
+    parser.add_argument("--train-minutes", type=float, default=5.0)
+    parser.add_argument("--random", type=int, default=5, help="random archs to train")
+    parser.add_argument("--evaluations", type=int, default=40, help="ZiCo calls")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=Path(".cache/hwnas"))
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="hwnas-train-winner-"))
+    started = time.monotonic()
+
+    data = load_dataset(None, resolution=32, seed=args.seed)
+    device = DeviceProfile(name="onnxruntime", backend="onnxruntime", threads=1,
+                           resolution=224, hardware="this machine")
+    deploy = get_space("mbv2", resolution=224, width=args.width, classes=data.classes)
+    small = get_space("mbv2", resolution=32, width=args.width, classes=data.classes)
+    predictor = local_predictor(deploy, device, args.cache)
+    rng = np.random.default_rng(args.seed)
+    sample = [deploy.sample(rng) for _ in range(200)]
+    predicted = predictor.predict(sample)
+    budget = args.budget_ms or float(np.median(predicted))
+    print(f"budget {budget:.2f} ms (onnxruntime, 224x224, 1 thread); training "
+          f"{args.train_minutes:g} min per arch; workdir {work}", flush=True)
+
+    spec = SearchSpec(space="mbv2", space_params={"width": args.width},
+                      targets=[TargetSpec(device=device, budget_ms=budget)],
+                      estimator="zico", strategy="evolution", evaluations=args.evaluations,
+                      seed=args.seed, cache_dir=str(args.cache),
+                      train_minutes=args.train_minutes)
+    report = run_search(spec, work / "search",
+                        progress=lambda f, m: print(f"  search {f:4.0%} {m}", flush=True))
+    training = report.training or {}
+    winner = {"arch": report.arch, "score": report.score,
+              "predicted_ms": report.targets[0].predicted_ms,
+              "measured_ms": report.targets[0].measured.get("median_ms"),
+              "val_accuracy": training["val_accuracy"]["torch"],
+              "files_accuracy": training["val_accuracy"], "epochs": training["epochs"],
+              "seconds": training["seconds"]}
+    print(f"winner {winner['val_accuracy']:.2%} after {winner['epochs']} epochs", flush=True)
+
+    feasible = [a for a, ms in zip(sample, predicted, strict=True) if ms <= budget]
+    picks = [feasible[i] for i in rng.choice(len(feasible), size=args.random, replace=False)]
+    randoms = []
+    with torch_threads(1):
+        for number, arch in enumerate(picks):
+            run = train_arch(small, small.decode(deploy.encode(arch)), data,
+                             out=work / "random" / str(number), minutes=args.train_minutes,
+                             recipe=Recipe(seed=args.seed))
+            randoms.append({"arch": deploy.encode(arch),
+                            "predicted_ms": float(predictor.predict([arch])[0]),
+                            "val_accuracy": run.meta.val_accuracy, "epochs": run.meta.epoch,
+                            "seconds": round(run.meta.seconds, 1)})
+            print(f"random {number}: {run.meta.val_accuracy:.2%} after {run.meta.epoch} "
+                  f"epochs", flush=True)
+
+    int8 = _int8(work / "search", training)
+    best_random = max(r["val_accuracy"] for r in randoms)
+    result = {
+        "benchmark": "train_winner", "date": datetime.now(UTC).isoformat(),
+        "host": HostInfo.collect().model_dump(mode="json"),
+        "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                     "budget_ms": budget},
+        "winner": winner, "random": randoms, "best_random_accuracy": best_random,
+        "winner_beats_best_random": winner["val_accuracy"] > best_random,
+        "int8": int8, "seconds": round(time.monotonic() - started, 1)}
+    _print(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _int8(folder: Path, training: dict[str, Any]) -> dict[str, Any]:
+    """The winner's int8 and fp32 TFLite files: accuracy and interleaved LiteRT timing."""
+    devices = [DeviceProfile(name=f"litert-{p}", backend="tflite", precision=p, threads=1,
+                             resolution=224, hardware="this machine")
+               for p in ("fp32", "int8")]
+    timed = measure_exported(folder, devices, runs=100)
+    acc = training["val_accuracy"]
+    fp32_ms, int8_ms = (timed[f"litert-{p}"].get("median_ms") for p in ("fp32", "int8"))
+    return {"fp32_accuracy": acc.get("tflite"), "int8_accuracy": acc.get("tflite-int8"),
+            "drop_points": 100 * (acc["tflite"] - acc["tflite-int8"]),
+            "fp32_ms": fp32_ms, "int8_ms": int8_ms,
+            "int8_over_fp32": int8_ms / fp32_ms if fp32_ms and int8_ms else None,
+            "timing": timed}
+
+
+def _print(r: dict[str, Any]) -> None:
+    print("\n| arch | predicted ms | epochs | val accuracy |\n|---|---|---|---|")
+    w = r["winner"]
+    print(f"| winner `{w['arch'][:40]}...` | {w['predicted_ms']:.2f} | {w['epochs']} | "
+          f"{w['val_accuracy']:.2%} |")
+    for n, x in enumerate(r["random"]):
+        print(f"| random {n} | {x['predicted_ms']:.2f} | {x['epochs']} | "
+              f"{x['val_accuracy']:.2%} |")
+    i = r["int8"]
+    print(f"\nwinner beats the best random: {r['winner_beats_best_random']} "
+          f"({w['val_accuracy']:.2%} vs {r['best_random_accuracy']:.2%})")
+    print(f"int8 vs fp32 TFLite: accuracy {i['int8_accuracy']:.2%} vs {i['fp32_accuracy']:.2%} "
+          f"({-i['drop_points']:+.2f} points); LiteRT/XNNPACK {i['int8_ms']:.2f} ms vs "
+          f"{i['fp32_ms']:.2f} ms ({i['int8_over_fp32']:.2f}x)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""Training one arch (`search.training.recipe`), shipping it (`search.ship`), `hwnas train`.
+
+All on a tiny nb201 (8 channels, one cell per stage, 16x16 digits): an epoch takes about
+a second here, so budgets, resume and bad input are exercised for real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from search.data import load_dataset
+from search.training import TrainSettings, train_supernet
+from search.training.recipe import (
+    CHECKPOINT,
+    Recipe,
+    TrainingCancelled,
+    augment,
+    learning_rate,
+    load_trained,
+    train_arch,
+)
+from service.cli import main
+from spaces import get_space
+
+TINY = {"channels": 8, "cells": 1, "classes": 10}
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|"
+
+
+@pytest.fixture(scope="module")
+def data():  # a search.data.Dataset
+    return load_dataset(None, resolution=16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def space():  # a spaces.Space
+    return get_space("nb201", resolution=16, **TINY)
+
+
+def test_epochs_budget_trains_and_checkpoints(space, data, tmp_path: Path) -> None:
+    seen = []
+    result = train_arch(space, space.decode(ARCH), data, out=tmp_path, epochs=3,
+                        progress=seen.append)
+    meta = result.meta
+    assert meta.finished and meta.epoch == 3 and len(meta.history) == 3
+    assert meta.step == 3 * (len(data.y_train) // 64) == seen[-1].step
+    assert seen[-1].fraction == 1.0 and seen[0].fraction < 0.1
+    assert meta.val_accuracy > 0.3  # 10 classes: chance is 0.1
+    saved, _ = load_trained(tmp_path / CHECKPOINT)
+    assert saved.finished and saved.val_accuracy == meta.val_accuracy
+    # A finished run is returned as is, without training again.
+    again = train_arch(space, space.decode(ARCH), data, out=tmp_path, epochs=3)
+    assert again.meta.step == meta.step
+    assert all(torch.equal(a, b) for a, b in zip(again.net.state_dict().values(),
+                                                 result.net.state_dict().values(), strict=True))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(space, data, tmp_path: Path) -> None:
+    whole = train_arch(space, space.decode(ARCH), data, out=tmp_path / "whole", epochs=2)
+    steps = {"n": 0}
+
+    def cancel_in_epoch_two() -> bool:
+        steps["n"] += 1
+        return steps["n"] == len(data.y_train) // 64 + 3
+
+    with pytest.raises(TrainingCancelled, match="epoch 2"):
+        train_arch(space, space.decode(ARCH), data, out=tmp_path / "cut", epochs=2,
+                   cancel=cancel_in_epoch_two)
+    kept, _ = load_trained(tmp_path / "cut" / CHECKPOINT)
+    assert kept.epoch == 1 and not kept.finished  # the last good checkpoint
+    resumed = train_arch(space, space.decode(ARCH), data, out=tmp_path / "cut", epochs=2)
+    assert resumed.meta.step == whole.meta.step
+    assert resumed.meta.val_accuracy == whole.meta.val_accuracy
+    for a, b in zip(resumed.net.state_dict().values(), whole.net.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
+def test_minutes_budget_stops_at_the_time(space, data, tmp_path: Path) -> None:
+    # Batches of 256: an epoch is 5 steps, so even a loaded machine fits one in 30 s.
+    result = train_arch(space, space.decode(ARCH), data, out=tmp_path, minutes=0.5,
+                        recipe=Recipe(batch_size=256))
+    # Stops at the budget (then the end: BN recalibration and one evaluation).
+    assert 30.0 <= result.meta.seconds < 30.0 + 30.0
+    assert result.meta.epoch >= 1 and result.meta.finished
+
+
+def test_budget_under_one_epoch_is_refused_before_writing(space, data,
+                                                          tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="less than one epoch"):
+        train_arch(space, space.decode(ARCH), data, out=tmp_path, minutes=1e-4)
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({}, "exactly one budget"),
+    ({"epochs": 1, "minutes": 1.0}, "exactly one budget"),
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"minutes": float("nan")}, "minutes must be a positive number"),
+])
+def test_bad_budgets(space, data, tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        train_arch(space, space.decode(ARCH), data, out=tmp_path, **kwargs)
+
+
+def test_data_the_space_cannot_take(data, tmp_path: Path) -> None:
+    five = get_space("nb201", resolution=16, channels=8, cells=1, classes=5)
+    with pytest.raises(ValueError, match="classes=5 does not match"):
+        train_arch(five, five.decode(ARCH), data, out=tmp_path, epochs=1)
+
+
+def test_checkpoint_of_another_run_or_unreadable(space, data, tmp_path: Path) -> None:
+    train_arch(space, space.decode(ARCH), data, out=tmp_path, epochs=1)
+    other = ARCH.replace("skip_connect~1", "nor_conv_1x1~1")
+    with pytest.raises(ValueError, match="another arch"):
+        train_arch(space, space.decode(other), data, out=tmp_path, epochs=1)
+    with pytest.raises(ValueError, match="another recipe"):
+        train_arch(space, space.decode(ARCH), data, out=tmp_path, epochs=1,
+                   recipe=Recipe(lr=0.01))
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read"):
+        train_arch(space, space.decode(ARCH), data, out=tmp_path, epochs=1)
+
+
+def test_init_from_a_supernet(space, data, tmp_path: Path) -> None:
+    ckpt = tmp_path / "sup.pt"
+    train_supernet(space, data, out=ckpt, steps=3, settings=TrainSettings(batch_size=16))
+    result = train_arch(space, space.decode(ARCH), data, out=tmp_path / "run", epochs=1,
+                        init=ckpt)
+    assert result.meta.init == str(ckpt)
+    wide = get_space("nb201", resolution=16, channels=16, cells=1, classes=10)
+    with pytest.raises(ValueError, match=r"init: .* is a supernet of nb201"):
+        train_arch(wide, wide.decode(ARCH), data, out=tmp_path / "wide", epochs=1, init=ckpt)
+
+
+def test_schedule_and_augmentation() -> None:
+    assert learning_rate(0.1, 0.0) < 0.01 and learning_rate(0.1, 0.03) == pytest.approx(0.1)
+    assert learning_rate(0.1, 1.0) == pytest.approx(0.0, abs=1e-12)
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    y = augment(x, Recipe(), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and not torch.equal(x, y)
+    assert torch.equal(augment(x, Recipe(translate=0.0), torch.Generator()), x)
+
+
+def test_hwnas_train_ships_files_accuracy_and_a_card(capfd: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ["train", "--space", "nb201", "-p", "channels=8", "-p", "cells=1",
+            "-p", "resolution=16", "--arch", ARCH, "--epochs", "2",
+            "--export", "onnx,tflite,tflite-int8", "-o", str(out)]
+    assert main(argv) == 0, capfd.readouterr().err
+    report = json.loads((out / "train.json").read_text())
+    acc = report["val_accuracy"]
+    assert set(acc) == {"torch", "onnx", "tflite", "tflite-int8"}
+    # The fp32 files hold the torch net's weights and BN statistics: same predictions.
+    assert acc["onnx"] == pytest.approx(acc["torch"], abs=0.01)
+    assert report["int8_drop"] == pytest.approx(acc["tflite"] - acc["tflite-int8"])
+    assert report["epochs"] == 2 and report["preprocessing"]["resolution"] == 16
+    card = (out / "model_card.md").read_text()
+    assert ARCH in card and "## Reproduce" in card and "--epochs 2" in card
+    assert "local-tflite-int8" in card and "model-int8.tflite" in card
+    assert {p.name for p in out.iterdir()} >= {"model.onnx", "model.tflite",
+                                               "model-int8.tflite", "model_card.md"}
+
+
+def test_hwnas_train_deploys_at_another_resolution(capfd: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["train", "--space", "nb201", "-p", "channels=8", "-p", "cells=1",
+                 "-p", "resolution=16", "--arch", ARCH, "--epochs", "1",
+                 "--deploy-resolution", "24", "--export", "onnx", "-o", str(out)]) == 0
+    report = json.loads((out / "train.json").read_text())
+    assert report["preprocessing"]["resolution"] == 24
+    assert report["preprocessing"]["train_resolution"] == 16
+    from models.export import run_exported
+
+    assert run_exported(out / "model.onnx", np.zeros((1, 3, 24, 24), np.float32)).shape == (1, 10)
+    capfd.readouterr()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--epochs", "1", "-p", "classes=3"], "classes=3 does not match"),
+    (["--minutes", "0.00001"], "less than one epoch"),
+    (["--epochs", "1", "--init", "missing.pt"], "no such file"),
+    (["--epochs", "1", "--minutes", "1"], "exactly one budget"),
+    (["--epochs", "1", "--optimizer", "adam"], "optimizer"),
+])
+def test_hwnas_train_bad_input(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                               extra: list[str], message: str) -> None:
+    code = main(["train", "--space", "nb201", "-p", "channels=8", "-p", "cells=1",
+                 "-p", "resolution=16", "--arch", ARCH, "-o", str(tmp_path / "o"), *extra])
+    err = capfd.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
