@@ -211,11 +211,17 @@ class SearchCreate(BaseModel):
         default=None, gt=0, le=24 * 60, allow_inf_nan=False,
         description="Train the winner this many minutes on `data` after the search; the "
         "artifacts are then the trained files and model_card.md. None: initialised weights.")
-    train_top: int = Field(default=1, ge=1, le=8, description="With train_minutes: also "
-                           "train the best feasible runners-up and ship the most accurate.")
+    train_epochs: int | None = Field(
+        default=None, ge=1, le=10_000, description="Instead of train_minutes: an epoch "
+        "budget (reproducible whatever the machine's speed; limits.minutes still applies).")
+    train_top: int = Field(default=1, ge=1, le=8, description="With a training budget: "
+                           "also train the best feasible runners-up and ship the most "
+                           "accurate.")
 
     @model_validator(mode="after")
     def _training_fits(self) -> SearchCreate:
+        if self.train_minutes is not None and self.train_epochs is not None:
+            raise ValueError("train_minutes/train_epochs: give one training budget, not both")
         if self.train_minutes is not None and \
                 self.train_minutes * self.train_top >= self.limits.minutes:
             raise ValueError(

@@ -154,3 +154,9 @@ def test_searches(client: TestClient, alice: dict[str, str], bob: dict[str, str]
     bad = client.post("/v1/searches", json={**spec, "targets": [
         {"device_id": device["id"], "budget_ms": -1}]}, headers=alice)
     assert bad.status_code == 422 and bad.json()["field"] == "body.targets.0.budget_ms"
+    for extra, message in (({"train_minutes": 4, "train_top": 2, "limits": {"minutes": 8}},
+                            "leaves no time for the search"),
+                           ({"train_minutes": 1, "train_epochs": 2}, "not both"),
+                           ({"train_epochs": 0}, "train_epochs")):
+        bad = client.post("/v1/searches", json={**spec, **extra}, headers=alice)
+        assert bad.status_code == 422 and message in bad.text, bad.text

@@ -69,13 +69,16 @@ def test_kit_profile_predictor(settings: Settings) -> None:
         created = client.post("/v1/searches", headers=alice, json={
             "space": "nb201", "params": NB201, "estimator": "params", "strategy": "random",
             "targets": [{"device_id": device["id"], "budget_ms": budget}],
-            "limits": {"evaluations": 8, "minutes": 5}})
+            "limits": {"evaluations": 8, "minutes": 5}, "train_epochs": 1})
         assert created.status_code == 202, created.text
         job = wait_job(client, alice, created.json()["id"], timeout=300)
         assert job["state"] == "succeeded", job
         files = {a["name"]: a["bytes"] for a in client.get(
             f"/v1/searches/{job['id']}/artifacts", headers=alice).json()}
-        assert {"model.onnx", "report.json"} <= set(files)
+        # The trained deliverable; the training checkpoints are not listed.
+        assert {"model.onnx", "report.json", "model_card.md", "train.json"} <= set(files)
+        assert not any("/" in name for name in files)
+        assert job["result"]["report"]["trained"]
         model = client.get(f"/v1/searches/{job['id']}/artifacts/model.onnx", headers=alice)
         assert model.status_code == 200 and len(model.content) == files["model.onnx"]
         metrics = client.get("/v1/metrics").text

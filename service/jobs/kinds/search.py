@@ -67,7 +67,7 @@ def run_search_job(ctx: JobContext) -> dict[str, Any]:
         estimator=params["estimator"], strategy=params["strategy"], data=params["data"],
         evaluations=max(4, params["limits"]["evaluations"]), seed=params["seed"],
         cache_dir=params["cache_dir"], train_minutes=params.get("train_minutes"),
-        train_top=params.get("train_top", 1))
+        train_epochs=params.get("train_epochs"), train_top=params.get("train_top", 1))
     deadline = time.monotonic() + 60 * params["limits"]["minutes"]
 
     def should_stop() -> bool:
