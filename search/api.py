@@ -35,10 +35,12 @@ from spaces import get_space
 
 from .constraints import LatencyBudget, Target
 from .driver import SearchCancelled, SearchConfig, one_stage, two_stage
+from .protocols import AccuracyEstimator
 from .report import SearchReport, write_reports
 
 SPEC_VERSION = 1
 Progress = Callable[[float, str], None]
+Wrapper = Callable[[AccuracyEstimator], AccuracyEstimator]
 DEFAULT_CACHE = Path.home() / ".cache" / "hwnas"
 
 
@@ -117,8 +119,12 @@ class SearchSpec(BaseModel):
 
 def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = None,
                should_stop: Callable[[], bool] | None = None,
+               estimator_wrapper: Wrapper | None = None,
                command: str | None = None) -> SearchReport:
     """Run (or resume) the search `spec` describes, writing everything into `out_dir`.
+
+    `estimator_wrapper`, if given, wraps the spec's estimator before any arch is scored
+    (the service's Ray executor passes one that scores on the cluster).
 
     `command` is the command line the model card gives to reproduce the run (default:
     `hwnas search --spec OUT/spec.json -o OUT`).
@@ -142,6 +148,8 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
     if stop():
         raise SearchCancelled("search cancelled before it started")
     estimator = _estimator(spec, estimate, data)
+    if estimator_wrapper is not None:
+        estimator = estimator_wrapper(estimator)  # e.g. scored on a Ray cluster
     from .tailor import tailor
 
     space, tailoring = estimate, None

@@ -58,6 +58,7 @@ def run_search_job(ctx: JobContext) -> dict[str, Any]:
     """Run the search into the job's folder; returns the report."""
     from search.api import SearchSpec, run_search
     from search.driver import SearchCancelled
+    from service.jobs.ray_estimator import cluster_wrapper
 
     params = ctx.params
     space_params = {k: v for k, v in params["params"].items()
@@ -74,7 +75,8 @@ def run_search_job(ctx: JobContext) -> dict[str, Any]:
         return ctx.should_stop() or time.monotonic() > deadline
 
     try:
-        report = run_search(spec, ctx.work_dir, progress=ctx.progress, should_stop=should_stop)
+        report = run_search(spec, ctx.work_dir, progress=ctx.progress, should_stop=should_stop,
+                            estimator_wrapper=cluster_wrapper())
     except SearchCancelled:
         if ctx.should_stop():
             raise JobCancelled(f"search {ctx.job_id} stopped") from None
