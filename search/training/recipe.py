@@ -61,8 +61,8 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float | None = Field(default=None, gt=0, description="None: 0.1 (sgd), 0.002 "
-                             "(adamw), for batch 64.")
+    lr: float | None = Field(default=None, gt=0, description="Peak rate; None: 0.1 per "
+                             "128 images of a batch (sgd, linear scaling), 0.002 (adamw).")
     weight_decay: float = Field(default=5e-4, ge=0)
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     batch_size: int = Field(default=64, ge=1, le=4096)
@@ -73,7 +73,9 @@ class Recipe(BaseModel):
 
     @property
     def base_lr(self) -> float:
-        return self.lr if self.lr is not None else (0.1 if self.optimizer == "sgd" else 2e-3)
+        if self.lr is not None:
+            return self.lr
+        return 0.1 * self.batch_size / 128 if self.optimizer == "sgd" else 2e-3
 
 
 class EpochRecord(BaseModel):

@@ -34,8 +34,8 @@ def train(
     export: Annotated[str, typer.Option(help="Exported files, comma separated: onnx, tflite, "
                                         "tflite-int8, openvino.")] = "onnx,tflite,tflite-int8",
     optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "sgd",
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: 0.1 sgd, "
-                                             "0.002 adamw).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default: 0.1 per 128 "
+                                             "images a batch for sgd, 0.002 adamw).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: digits and "
                                        "text are not mirror-symmetric).")] = False,

@@ -4,6 +4,9 @@ the package (nothing from a CDN), the helpers need a token and agree with the re
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -84,3 +87,22 @@ def test_space_view_counts_cells_and_decodes_archs(client: TestClient,
 def test_static_files_stay_small() -> None:
     for path in STATIC.iterdir():
         assert len(path.read_text().splitlines()) < 500, path.name
+
+
+def test_the_helpers_do_not_load_torch(tmp_path: Path) -> None:
+    """The API process stays torch-free (DESIGN.md) while the dashboard's forms load."""
+    script = f"""
+import sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from service.api import create_app
+from tests.service.conftest import auth, fast_settings
+with TestClient(create_app(fast_settings(Path({str(tmp_path)!r})), start_worker=False)) as c:
+    alice = auth(c, "alice")
+    for url in ("/ui/", "/ui/api/meta", "/ui/api/spaces/mbv2", "/ui/api/spaces/nb201"):
+        assert c.get(url, headers=alice).status_code == 200, url
+print(sorted(m for m in ("torch", "sklearn") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parents[2])
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

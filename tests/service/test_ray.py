@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from search.estimators import get_estimator
+from service.jobs.registry import JobContext
 from service.jobs.worker import Worker
 from service.schemas import FINAL_STATES
 from service.store import LocalArtifacts, Store, make_engine, migrate
@@ -105,3 +106,39 @@ def test_search_jobs_fan_out_only_on_ray_workers(local_ray: None) -> None:
     assert fan_out(staged) is staged
     with pytest.raises(ValueError, match="actors"):
         RayEstimator(staged, actors=0)
+
+
+def _wrapper_a_search_job_passes(work_dir: str) -> bool:
+    """Run the `search` job kind with `run_search` replaced by a spy (in this process
+    only); True if it was handed `fan_out` as its estimator wrapper."""
+    import search.api
+    from service.jobs.kinds.search import run_search_job
+    from service.jobs.ray_estimator import fan_out
+
+    seen: dict[str, object] = {}
+
+    def spy(spec: object, out_dir: Path, **options: object) -> None:
+        seen.update(options)
+        raise LookupError("the spy stops the search here")
+
+    params = {"space": "nb201", "params": NB201, "estimator": "params", "strategy": "random",
+              "data": None, "limits": {"evaluations": 8, "minutes": 1}, "seed": 0,
+              "cache_dir": work_dir, "resolved_targets": [{
+                  "device": {"name": "pc", "backend": "onnxruntime", "resolution": 16},
+                  "budget_ms": 5.0, "predictor": None}]}
+    ctx = JobContext(job_id=1, params=params, work_dir=Path(work_dir), attempt=1,
+                     report=lambda *_: None, stop_requested=lambda: False)
+    real, search.api.run_search = search.api.run_search, spy
+    try:
+        run_search_job(ctx)
+    except LookupError:
+        pass
+    finally:
+        search.api.run_search = real
+    return seen.get("estimator_wrapper") is fan_out
+
+
+def test_search_job_fans_out_when_it_runs_as_a_ray_task(tmp_path: Path,
+                                                        local_ray: None) -> None:
+    assert ray.get(ray.remote(_wrapper_a_search_job_passes).remote(str(tmp_path)))
+    assert not _wrapper_a_search_job_passes(str(tmp_path))  # in-process executors

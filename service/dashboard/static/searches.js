@@ -78,6 +78,7 @@ function targetRow(devices, hints, index) {
         const box = row.parentElement;
         if (box.children.length > 1) row.remove();
         renumber(box);
+        box.lastElementChild.querySelector("select").focus();
       } }, "Remove"));
   return row;
 }
@@ -96,7 +97,9 @@ function renumber(box) {
       if (hint) hint.id = `${control.id}-hint`;
       control.setAttribute("aria-describedby", [hint?.id, error?.id].filter(Boolean).join(" "));
     }
-    row.querySelector(".remove").setAttribute("aria-label", `Remove device ${i + 1}`);
+    const remove = row.querySelector(".remove");
+    remove.setAttribute("aria-label", `Remove device ${i + 1}`);
+    remove.disabled = box.children.length === 1;
   });
 }
 
