@@ -1,7 +1,7 @@
 """The Ray executor against a local Ray instance started by the test: a real `kit` job
 runs as a Ray task, reports progress through the board actor, and a profile job is
 cancelled on the cluster; estimator calls fanned out over Ray actors score as the local
-estimator does."""
+estimator does, and a search job hands `run_search` the fan-out only on a Ray worker."""
 
 from __future__ import annotations
 
