@@ -10,14 +10,15 @@ projector, queue) and the random states that make a resumed run continue the sam
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spaces import Space, get_space
 
 Mode = Literal["spos", "bn", "pi"]
+M = TypeVar("M", bound=BaseModel)
 MODES: tuple[str, ...] = ("spos", "bn", "pi")
 
 
@@ -101,8 +102,15 @@ def load_checkpoint(path: str | Path) -> tuple[CheckpointMeta, dict[str, Any]]:
         ValueError: not a hwnas supernet checkpoint, or a schema this version cannot read.
     """
     blob = read_checkpoint(path, what="supernet")
+    return validate_meta(CheckpointMeta, blob, path, what="supernet"), blob
+
+
+def validate_meta(model: type[M], blob: dict[str, Any], path: str | Path, *, what: str) -> M:
+    """`blob`'s metadata as `model` (popped from `blob`); one-line error otherwise."""
+    from profilers.schema import describe_validation_error
+
     try:
-        meta = CheckpointMeta.model_validate(blob.pop("meta"))
-    except ValueError as err:
-        raise ValueError(f"checkpoint: {path}: bad metadata: {err}") from None
-    return meta, blob
+        return model.model_validate(blob.pop("meta"))
+    except ValidationError as err:
+        raise ValueError(f"checkpoint: {path} is not a hwnas {what} checkpoint "
+                         f"({describe_validation_error(err)})") from None

@@ -45,7 +45,7 @@ from models import Net, build, recalibrate_bn
 from search.data import Dataset, check_compatible
 from spaces import Arch, Space
 
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import read_checkpoint, save_checkpoint, validate_meta
 from .loop import evaluate
 
 CHECKPOINT = "checkpoint.pt"
@@ -206,12 +206,7 @@ def load_trained(path: str | Path) -> tuple[TrainMeta, dict[str, Any]]:
         ValueError: not a hwnas training checkpoint (or unreadable).
     """
     blob = read_checkpoint(path, what="training")
-    try:
-        meta = TrainMeta.model_validate(blob.pop("meta"))
-    except ValueError as err:
-        raise ValueError(f"checkpoint: {path} is not a hwnas training checkpoint: "
-                         f"{str(err).splitlines()[0]}") from None
-    return meta, blob
+    return validate_meta(TrainMeta, blob, path, what="training"), blob
 
 
 def _start(space: Space, arch: Arch, meta: TrainMeta, path: Path, *,

@@ -195,3 +195,17 @@ def test_hwnas_train_bad_input(capfd: pytest.CaptureFixture[str], tmp_path: Path
                  "-p", "resolution=16", "--arch", ARCH, "-o", str(tmp_path / "o"), *extra])
     err = capfd.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_hwnas_train_refuses_a_checkpoint_of_another_kind(capfd: pytest.CaptureFixture[str],
+                                                          space, data, tmp_path: Path) -> None:
+    train_arch(space, space.decode(ARCH), data, out=tmp_path / "run", epochs=1)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00" * 64)
+    for init, message in ((tmp_path / "run" / CHECKPOINT, "is not a hwnas supernet checkpoint"),
+                          (garbage, "cannot read")):
+        code = main(["train", "--space", "nb201", "-p", "channels=8", "-p", "cells=1",
+                     "-p", "resolution=16", "--arch", ARCH, "--epochs", "1", "--init",
+                     str(init), "-o", str(tmp_path / "o")])
+        err = capfd.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, err
