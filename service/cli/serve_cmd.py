@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from typing import Annotated
 
@@ -48,15 +49,36 @@ def serve(
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
                     timeout_graceful_shutdown=30)
         return
+    from uvicorn.supervisors import Multiprocess
+
     from service.api.services import build_services, close_services
 
+    config = uvicorn.Config("service.api:create_app", factory=True, workers=processes,
+                            host=host, port=port, log_level=log_level,
+                            timeout_graceful_shutdown=30)
+    sock = _tcp_socket(host, port)
     services = build_services(settings, start_worker=True)
     os.environ["HWNAS_WORKERS"] = "0"  # the API children read their settings from here
     try:
-        uvicorn.run("service.api:create_app", factory=True, workers=processes, host=host,
-                    port=port, log_level=log_level, timeout_graceful_shutdown=30)
+        Multiprocess(config, sockets=[sock]).run()
     finally:
         close_services(services)
+        sock.close()
+
+
+def _tcp_socket(host: str, port: int) -> socket.socket:
+    """The listening socket shared by the API processes, made with proto IPPROTO_TCP.
+
+    uvicorn's own (`Config.bind_socket`) has proto 0, so asyncio does not set
+    TCP_NODELAY on the connections the children accept, and every response on a
+    keep-alive connection then waits ~40 ms for the client's delayed ACK (Nagle).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 def _run_worker(settings: object) -> None:
