@@ -17,10 +17,11 @@ function plotly() {
 function layout(xTitle, yTitle, extra = {}) {
   return {
     font: FONT,
-    margin: { l: 64, r: 16, t: 16, b: 56 },
+    margin: { l: 64, r: 16, t: 16, b: 104 },
     xaxis: { title: { text: xTitle }, zeroline: false },
     yaxis: { title: { text: yTitle }, zeroline: false },
-    legend: { orientation: "h", y: -0.25 },
+    // Under the axis title at any width: placed from the figure's bottom edge.
+    legend: { orientation: "h", yref: "container", y: 0, yanchor: "bottom" },
     hovermode: "closest",
     ...extra,
   };
@@ -127,7 +128,7 @@ export function paretoChart(el, report) {
     hovertemplate: "chosen on %{text}<br>%{x:.3f} ms, score %{y:.4g}<extra></extra>",
     marker: { symbol: "star", size: 18, color: "#facc15", line: { color: "#111", width: 1 } },
   });
-  return plotly().react(el, traces, layout("predicted latency (ms)",
-    "estimated accuracy (score)", { shapes, annotations, margin: { l: 64, r: 16, t: 32, b: 56 } }),
-  CONFIG);
+  const extra = { shapes, annotations, margin: { l: 64, r: 16, t: 32, b: 104 } };
+  return plotly().react(el, traces,
+    layout("predicted latency (ms)", "estimated accuracy (score)", extra), CONFIG);
 }
