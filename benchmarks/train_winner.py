@@ -8,9 +8,9 @@ half of the space is feasible), accuracy on the bundled digits at 32x32:
    `--train-minutes M`: the winner is trained M minutes, exported to ONNX, TFLite fp32
    and TFLite int8, and each file is run over the val split.
 2. **Random baseline**: `--random` archs drawn uniformly among those predicted under the
-   same budget, each trained M minutes with the same recipe and seed
-   (`search.training.train_arch`): val accuracy (torch, the same measure as the
-   winner's `torch` entry).
+   same budget, each trained M minutes with the same recipe, seed and resolutions (112 px,
+   the last quarter at 224; `search.training.train_arch`): val accuracy (torch at 224,
+   the same measure as the winner's `torch` entry).
 3. **int8**: the winner's TFLite int8 file against its fp32 file: val accuracy (each file
    run on LiteRT) and latency on LiteRT/XNNPACK at 224x224, 1 thread, timed in
    interleaved rounds (`search.deliver.measure_exported`).
@@ -42,6 +42,7 @@ from search.api import SearchSpec, TargetSpec, run_search
 from search.data import load_dataset
 from search.deliver import measure_exported
 from search.local import local_predictor
+from search.ship import train_resolution
 from search.training import torch_threads
 from search.training.recipe import Recipe, train_arch
 from spaces import get_space
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     device = DeviceProfile(name="onnxruntime", backend="onnxruntime", threads=1,
                            resolution=224, hardware="this machine")
     deploy = get_space("mbv2", resolution=224, width=args.width, classes=data.classes)
-    small = get_space("mbv2", resolution=32, width=args.width, classes=data.classes)
+    size = train_resolution(224)
+    train_space = get_space("mbv2", resolution=size, width=args.width, classes=data.classes)
+    train_data = load_dataset(None, resolution=size, seed=args.seed)
     predictor = local_predictor(deploy, device, args.cache)
     rng = np.random.default_rng(args.seed)
     sample = [deploy.sample(rng) for _ in range(200)]
@@ -98,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     randoms = []
     with torch_threads(1):
         for number, arch in enumerate(picks):
-            run = train_arch(small, small.decode(deploy.encode(arch)), data,
-                             out=work / "random" / str(number), minutes=args.train_minutes,
-                             recipe=Recipe(seed=args.seed))
+            run = train_arch(train_space, arch, train_data, out=work / "random" / str(number),
+                             minutes=args.train_minutes, recipe=Recipe(seed=args.seed),
+                             final_resolution=224)
             randoms.append({"arch": deploy.encode(arch),
                             "predicted_ms": float(predictor.predict([arch])[0]),
                             "val_accuracy": run.meta.val_accuracy, "epochs": run.meta.epoch,

@@ -91,6 +91,9 @@ class SearchSpec(BaseModel):
     train_epochs: int | None = Field(
         default=None, ge=1, le=10_000, description="Instead of train_minutes: an epoch "
         "budget (reproducible run to run, whatever the machine's speed).")
+    train_resolution: int | None = Field(
+        default=None, ge=8, le=1024, description="Input size training runs at; None: "
+        "half the deployment resolution, at least 64 (`search.ship.train_resolution`).")
     train_top: int = Field(default=1, ge=1, le=8, description="Candidates trained: the "
                            "winner and the best feasible runners-up of the Pareto front.")
 
@@ -175,12 +178,13 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
         and "openvino" in spec.formats else [])))
     chosen, training, candidates = None, None, None
     if spec.train_minutes is not None or spec.train_epochs is not None:
-        trained, chosen, candidates = _train(spec, estimate, outcome, data, out_dir, report,
-                                             stop)
-        report(0.94, f"exporting the trained {trained.meta.arch}")
         from .ship import export_trained
 
-        training, files = export_trained(trained, deploy, data, out_dir, formats=formats)
+        trained, chosen, candidates, train_data = _train(spec, deploy, outcome, out_dir,
+                                                         report, stop)
+        report(0.94, f"exporting the trained {trained.meta.arch}")
+        training, files = export_trained(trained, deploy, train_data, out_dir,
+                                         formats=formats)
     else:
         report(0.86, f"exporting {deploy.encode(outcome.best)}")
         calibration = _calibration(data, deploy.params["resolution"], spec.seed)
@@ -203,19 +207,28 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
     return result
 
 
-def _train(spec: SearchSpec, space: Any, outcome: Any, data: Any, out_dir: Path,
-           report: Progress, stop: Callable[[], bool]
-           ) -> tuple[Any, tuple[Any, float], list[dict[str, Any]]]:
-    """Train the winner and the runners-up; returns the most accurate one, its (arch,
-    score), and one summary per candidate."""
+def _train(spec: SearchSpec, deploy: Any, outcome: Any, out_dir: Path, report: Progress,
+           stop: Callable[[], bool]
+           ) -> tuple[Any, tuple[Any, float], list[dict[str, Any]], Any]:
+    """Train the winner and the runners-up at the training resolution; returns the most
+    accurate one, its (arch, score), one summary per candidate, and the training data."""
+    from .data import load_dataset
+    from .ship import check_same_topology, train_resolution
     from .training.recipe import Recipe, TrainingCancelled, train_arch
+
+    resolution = spec.train_resolution or train_resolution(deploy.params["resolution"])
+    data = load_dataset(spec.data, resolution=resolution, seed=spec.seed)
+    space = get_space(spec.space, **_space_params(spec, resolution, data.classes))
+    check_same_topology(space, deploy)
 
     best = space.encode(outcome.best)
     runners = sorted((p for p in outcome.pareto if p["feasible"] and p["arch"] != best),
                      key=lambda p: -p["score"])
     picks = [(best, outcome.best_score)] + [(p["arch"], p["score"])
                                             for p in runners[:spec.train_top - 1]]
-    init = spec.checkpoint if spec.estimator in ("bn", "supernet") else None
+    # The supernet's weights seed training when it was trained in this very space.
+    init = spec.checkpoint if spec.estimator in ("bn", "supernet") \
+        and resolution == spec.estimation_resolution else None
     results = []
     for number, (arch, _) in enumerate(picks):
         def step(status: Any, _n: int = number) -> None:
@@ -229,6 +242,7 @@ def _train(spec: SearchSpec, space: Any, outcome: Any, data: Any, out_dir: Path,
                                       out=out_dir / "train" / str(number),
                                       minutes=spec.train_minutes, epochs=spec.train_epochs,
                                       recipe=Recipe(seed=spec.seed),
+                                      final_resolution=int(deploy.params["resolution"]),
                                       init=init, progress=step, cancel=stop))
         except TrainingCancelled:
             raise SearchCancelled("search cancelled while training; the checkpoints are "
@@ -238,7 +252,7 @@ def _train(spec: SearchSpec, space: Any, outcome: Any, data: Any, out_dir: Path,
                    "epochs": r.meta.epoch, "seconds": round(r.meta.seconds, 2),
                    "chosen": i == top}
                   for i, ((arch, score), r) in enumerate(zip(picks, results, strict=True))]
-    return results[top], (space.decode(picks[top][0]), picks[top][1]), candidates
+    return results[top], (deploy.decode(picks[top][0]), picks[top][1]), candidates, data
 
 
 def _write_card(out_dir: Path, spec: SearchSpec, result: SearchReport, training: Any,

@@ -2,8 +2,9 @@
 
 Used by `hwnas train` and by a search with `train_minutes` (`search.api.run_search`):
 
-1. `search.training.train_arch` trains the arch at the data's resolution (the training
-   space: the search's estimation space);
+1. `search.training.train_arch` trains the arch at a training resolution
+   (`train_resolution`: half the deployment one, at least 64 px, so the network has the
+   deployment topology; the images are resized to it);
 2. `search.deliver.export_winner` loads those weights into the same arch built at the
    deployment resolution (the device profile's), re-estimates its BN statistics there on
    training images resized to it, and exports ONNX / TFLite fp32 / TFLite int8 (int8
@@ -26,6 +27,30 @@ from pydantic import BaseModel, ConfigDict
 from spaces import Arch, Space
 
 from .data import Dataset
+
+
+def train_resolution(deploy: int) -> int:
+    """The default training resolution for a deployment resolution.
+
+    Half the deployment resolution, at least 64 (and the deployment resolution itself
+    below that): large enough that a space builds the same topology as at deployment
+    (`mbv2` keeps stride 1 in its stem and first stage below 64 px), small enough to
+    train on a CPU (at 112 px an `mbv2` step costs about what it costs at 32 px in the
+    small-input topology), and a 2x gap that BN recalibration at the deployment
+    resolution closes (FixRes trains at 128-224 to test at 224-448).
+    """
+    return deploy if deploy <= 64 else max(64, deploy // 2)
+
+
+def check_same_topology(train: Space, deploy: Space) -> None:
+    """Raise if `train` and `deploy` stride differently (the weights would not transfer)."""
+    strides = [s.stride for s in train.slots], [s.stride for s in deploy.slots]
+    if strides[0] != strides[1]:
+        raise ValueError(
+            f"resolution: {train.name} at {train.params.get('resolution')} px builds another "
+            f"topology (slot strides {strides[0]}) than at the deployment's "
+            f"{deploy.params.get('resolution')} px ({strides[1]}); train at "
+            f"{train_resolution(int(deploy.params['resolution']))} px (the default)")
 
 
 class TrainingResult(BaseModel):
@@ -72,9 +97,11 @@ def train_and_export(train_space: Space, deploy_space: Space, arch: Arch, data: 
     from .training import torch_threads
     from .training.recipe import train_arch
 
+    check_same_topology(train_space, deploy_space)
     with torch_threads(threads):
         trained = train_arch(train_space, arch, data, out=out / "train", minutes=minutes,
                              epochs=epochs, recipe=recipe, init=init, resume=resume,
+                             final_resolution=int(deploy_space.params["resolution"]),
                              progress=progress, cancel=cancel)
     return export_trained(trained, deploy_space, data, out, formats=formats, threads=threads)
 
@@ -92,8 +119,10 @@ def export_trained(trained: Any, deploy_space: Space, data: Dataset, out: Path, 
     from .training import torch_threads
 
     meta = trained.meta
+    check_same_topology(trained.space, deploy_space)
     arch = deploy_space.decode(meta.arch)
     resolution = int(deploy_space.params["resolution"])
+    trained_at = meta.final_resolution or data.resolution
     rng = np.random.default_rng(meta.recipe.seed)
     pick = np.sort(rng.choice(len(data.y_train), size=min(calibration, len(data.y_train)),
                               replace=False))
@@ -101,7 +130,7 @@ def export_trained(trained: Any, deploy_space: Space, data: Dataset, out: Path, 
     with torch_threads(threads):
         files = export_winner(deploy_space, arch, out, formats=formats, calibration=images,
                               weights=trained.net.state_dict(),
-                              recalibrate=resolution != data.resolution)
+                              recalibrate=resolution != trained_at)
     accuracy = {"torch": float(meta.val_accuracy or 0.0)}
     accuracy |= exported_accuracy(out, files, data.x_val, data.y_val, resolution=resolution,
                                   threads=threads)
@@ -112,7 +141,8 @@ def export_trained(trained: Any, deploy_space: Space, data: Dataset, out: Path, 
         init=meta.init, epochs=meta.epoch, steps=meta.step, seconds=round(meta.seconds, 2),
         history=[h.model_dump() for h in meta.history],
         preprocessing={"layout": "NCHW float32", "resolution": resolution,
-                       "train_resolution": data.resolution, "mean": list(data.mean),
+                       "train_resolution": data.resolution, "final_resolution": trained_at,
+                       "mean": list(data.mean),
                        "std": list(data.std),
                        "scale": "pixels in [0, 1], then (x - mean) / std per channel"},
         val_accuracy=accuracy,
@@ -143,7 +173,7 @@ def model_card(*, space: str, training: TrainingResult, latency: list[dict[str, 
     `estimator`, `score` and `evaluations`.
     """
     t = training
-    acc = t.val_accuracy
+    acc, pre = t.val_accuracy, t.preprocessing
     lines = [f"# Model card: {space} `{t.arch}`", "",
              "## What it is", "",
              f"- Architecture: `{t.arch}` of the `{space}` space, deployed with "
@@ -163,20 +193,22 @@ def model_card(*, space: str, training: TrainingResult, latency: list[dict[str, 
               else f"{t.budget['epochs']} epochs")
     lines += ["## Training", "",
               f"- Data: {t.data}.",
-              f"- Trained at {t.preprocessing['train_resolution']}x"
-              f"{t.preprocessing['train_resolution']} with a budget of {budget}: "
+              f"- Trained at {pre['train_resolution']}x{pre['train_resolution']} with a "
+              f"budget of {budget}: "
               f"{t.epochs} epochs, "
               f"{t.steps} steps, {t.seconds:.0f} s"
               + (f", initialised from the supernet `{t.init}`." if t.init else
                  ", from scratch."),
               f"- Recipe: {_recipe(t.recipe)}.",
-              "- BN statistics re-estimated on training images after training"
-              + (", and again on training images resized to the deployment resolution "
-                 "before export." if t.preprocessing["resolution"]
-                 != t.preprocessing["train_resolution"] else "."), "",
+              (f"- The last {100 * t.recipe['final_fraction']:.0f}% of the budget trained at "
+               f"the deployment's {pre['final_resolution']} px (progressive resizing).\n"
+               if pre["final_resolution"] != pre["train_resolution"] else "")
+              + "- BN statistics re-estimated on training images after training"
+              + (", and again at the deployment resolution before export."
+                 if pre["resolution"] != pre["final_resolution"] else "."), "",
               "## Accuracy (val split, top-1)", "",
               "| model | runtime | accuracy |", "|---|---|---|",
-              f"| torch fp32 at the training resolution | torch | {acc['torch']:.2%} |"]
+              f"| torch fp32 at {pre['final_resolution']} px | torch | {acc['torch']:.2%} |"]
     for fmt, name in (("onnx", "model.onnx"), ("tflite", "model.tflite"),
                       ("tflite-int8", "model-int8.tflite"), ("openvino", "model.xml")):
         if fmt in acc:

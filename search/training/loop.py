@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import recalibrate_bn
-from search.data import Dataset
+from search.data import Dataset, to_resolution
 
 
 @contextmanager
@@ -54,13 +54,17 @@ def features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, data: Dataset, *, batch_size: int = 256) -> float:
-    """Top-1 accuracy on the val split, in eval mode (train/eval mode restored)."""
+def evaluate(net: nn.Module, data: Dataset, *, batch_size: int = 256,
+             resolution: int | None = None) -> float:
+    """Top-1 accuracy on the val split, in eval mode (train/eval mode restored), with the
+    images resized to `resolution` when given."""
     was = net.training
     net.eval()
     correct = 0
     try:
         for x, y in data.val_batches(batch_size):
+            if resolution is not None:
+                x = to_resolution(x, resolution)
             correct += int((net(x).argmax(1) == y).sum())
     finally:
         net.train(was)

@@ -120,8 +120,9 @@ def test_search_trains_and_ships_the_most_accurate(capfd: pytest.CaptureFixture[
     assert report["schema_version"] == 2 and report["trained"]
     accuracy = report["training"]["val_accuracy"]
     assert set(accuracy) == {"torch", "onnx"}
-    # Trained at the data's 32x32, deployed at 16x16: the files are run at 16x16.
-    assert report["training"]["preprocessing"] | {"resolution": 16, "train_resolution": 32} \
+    # Deployed at 16x16, below 64 px: trained there too, and the files are run at 16x16.
+    assert report["training"]["preprocessing"] | {"resolution": 16, "train_resolution": 16,
+                                                  "final_resolution": 16} \
         == report["training"]["preprocessing"]
     candidates = report["candidates"]
     assert len(candidates) == 2 and [c["chosen"] for c in candidates].count(True) == 1

@@ -174,7 +174,9 @@ def test_hwnas_train_deploys_at_another_resolution(capfd: pytest.CaptureFixture[
                  "-p", "resolution=16", "--arch", ARCH, "--epochs", "1",
                  "--deploy-resolution", "24", "--export", "onnx", "-o", str(out)]) == 0
     report = json.loads((out / "train.json").read_text())
-    assert report["preprocessing"]["resolution"] == 24
+    # Trained at 16 px, its last quarter at the deployment's 24 px (progressive resizing).
+    assert report["preprocessing"]["resolution"] == report["preprocessing"][
+        "final_resolution"] == 24
     assert report["preprocessing"]["train_resolution"] == 16
     from models.export import run_exported
 
@@ -209,3 +211,15 @@ def test_hwnas_train_refuses_a_checkpoint_of_another_kind(capfd: pytest.CaptureF
                      str(init), "-o", str(tmp_path / "o")])
         err = capfd.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_hwnas_train_refuses_another_topology(capfd: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    space = get_space("mbv2", resolution=32, width=0.25, classes=10)
+    arch = space.encode(space.sample(np.random.default_rng(0)))
+    code = main(["train", "--space", "mbv2", "-p", "width=0.25", "-p", "resolution=32",
+                 "--arch", arch, "--epochs", "1", "--deploy-resolution", "224",
+                 "-o", str(tmp_path / "o")])
+    err = capfd.readouterr().err
+    assert code == 2 and "builds another topology" in err and "train at 112 px" in err, err
+    assert not (tmp_path / "o" / "train").exists()

@@ -14,8 +14,8 @@ import pytest
 
 from profilers.upload import UploadError, upload_measurements
 from service.cli import main
+from service.testing import free_port, start_server, stop_server
 from tests.service.test_api import DEVICE
-from tests.service.test_serve import _port, start_server
 
 
 def test_unreachable_service_keeps_the_file(tmp_path: Path,
@@ -41,7 +41,7 @@ def test_runner_uploads_to_a_live_server(tmp_path: Path, monkeypatch: pytest.Mon
     main(["admin", "user", "alice"])
     main(["admin", "token", "alice"])
     token = capsys.readouterr().out.splitlines()[-1]
-    port = _port()
+    port = free_port()
     server = start_server(tmp_path / "data", port)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -63,5 +63,4 @@ def test_runner_uploads_to_a_live_server(tmp_path: Path, monkeypatch: pytest.Mon
         assert refused.returncode == 2 and "HTTP 404: device 999 not found" in refused.stderr
         assert output.exists()
     finally:
-        server.terminate()
-        server.wait(30)
+        stop_server(server)
