@@ -30,7 +30,8 @@ def train(
         help="Device profile JSON: deployment resolution and where to time the files "
              "(repeatable).")] = None,
     deploy_resolution: Annotated[int | None, typer.Option(
-        help="Deployment input size without --device (default: the training one).")] = None,
+        help="Deployment input size without --device (default: -p resolution, else 32). "
+             "Training runs at -p resolution, else half of it (at least 64).")] = None,
     export: Annotated[str, typer.Option(help="Exported files, comma separated: onnx, tflite, "
                                         "tflite-int8, openvino.")] = "onnx,tflite,tflite-int8",
     optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "sgd",
@@ -48,16 +49,17 @@ def train(
 
     from search.data import load_dataset
     from search.deliver import measure_exported
-    from search.ship import latency_rows, model_card, train_and_export
+    from search.ship import latency_rows, model_card, train_and_export, train_resolution
     from search.training.recipe import Recipe, TrainingCancelled
     from spaces import get_space
 
     if (minutes is None) == (epochs is None):
         raise ValueError("--minutes/--epochs: give exactly one budget")
     params = parse_params(space_name, param)
-    resolution = int(params.pop("resolution", 32))
+    given = params.pop("resolution", None)
     devices = [load_device(p) for p in device or []]
-    deploy_res = _deploy_resolution(devices, deploy_resolution, resolution)
+    deploy_res = _deploy_resolution(devices, deploy_resolution, int(given or 32))
+    resolution = int(given or train_resolution(deploy_res))
     dataset = load_dataset(data, resolution=resolution, seed=seed)
     params.setdefault("classes", dataset.classes)
     train_space = get_space(space_name, **params, resolution=resolution)
