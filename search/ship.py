@@ -160,6 +160,7 @@ def latency_rows(measured: dict[str, dict[str, Any]], predicted: dict[str, float
         rows.append({"device": device, "file": got.get("file"),
                      "predicted_ms": (predicted or {}).get(device),
                      "measured_ms": got.get("median_ms"),
+                     "profiling_speed_ms": got.get("drift_corrected_ms"),
                      "budget_ms": (budgets or {}).get(device),
                      "note": None if got.get("measured") else got.get("reason")})
     return rows
@@ -222,12 +223,16 @@ def model_card(*, space: str, training: TrainingResult, latency: list[dict[str, 
         pred = f"{row['predicted_ms']:.2f}" if row["predicted_ms"] is not None else "-"
         meas = (f"{row['measured_ms']:.2f}" if row["measured_ms"] is not None
                 else f"not timed here ({row['note']})")
+        if row.get("profiling_speed_ms") is not None:
+            meas += f" ({row['profiling_speed_ms']:.2f} at the profiling run's machine speed)"
         budget_ms = f"{row['budget_ms']:g}" if row["budget_ms"] is not None else "-"
         lines.append(f"| {row['device']} | {row['file'] or '-'} | {pred} | {meas} | "
                      f"{budget_ms} |")
-    lines += ["", "Measured: median of interleaved runs on this machine, 1 thread unless the "
-              "device profile says otherwise.", "", "## Reproduce", "", "```sh", command,
-              "```", ""]
+    lines += ["", "Measured: median of interleaved runs on this machine, with the device "
+              "profile's threads. This shared machine's speed drifts between minutes; where "
+              "the profiling run's reference cell was timed beside the file, the median is "
+              "also given at the speed the prediction was measured at.", "",
+              "## Reproduce", "", "```sh", command, "```", ""]
     return "\n".join(lines)
 
 
