@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     best_random = max(r["val_accuracy"] for r in randoms)
     result = {
         "benchmark": "train_winner", "date": datetime.now(UTC).isoformat(),
-        "host": HostInfo.collect().model_dump(mode="json"),
+        "host": HostInfo.current().model_dump(mode="json"),
         "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                      "budget_ms": budget},
         "winner": winner, "random": randoms, "best_random_accuracy": best_random,
