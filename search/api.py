@@ -27,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from profilers.device import DeviceProfile
@@ -170,7 +169,7 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
 
     outcome = run(space, estimator, budget, config, progress=search_progress,
                   should_stop=stop, checkpoint=out_dir / "search_state.json")
-    from .deliver import export_winner, measure_exported
+    from .deliver import calibration_images, export_winner, measure_exported
     from .local import cache_dir
 
     formats = list(dict.fromkeys(spec.formats + (
@@ -187,7 +186,8 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
                                          formats=formats)
     else:
         report(0.86, f"exporting {deploy.encode(outcome.best)}")
-        calibration = _calibration(data, deploy.params["resolution"], spec.seed)
+        calibration = calibration_images(data, deploy.params["resolution"], seed=spec.seed,
+                                         count=32)
         files = export_winner(deploy, outcome.best, out_dir, formats=formats,
                               calibration=calibration, seed=spec.seed)
     report(0.96, "timing the exported files")
@@ -326,18 +326,6 @@ def _estimator(spec: SearchSpec, space: Any, data: Any) -> Any:
                              "(--checkpoint; train one with `hwnas supernet train`)")
         options["checkpoint"] = spec.checkpoint
     return get_estimator(spec.estimator, **options)
-
-
-def _calibration(data: Any, resolution: int, seed: int, count: int = 32) -> np.ndarray:
-    """`count` training images at the deployment resolution (BN statistics, int8 ranges)."""
-    import torch
-
-    from .data import to_resolution
-
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(data.x_train), size=min(count, len(data.x_train)), replace=False)
-    x = to_resolution(data.x_train[torch.from_numpy(np.sort(pick))], resolution)
-    return x.numpy().astype(np.float32)
 
 
 def load_spec(path: str | Path) -> SearchSpec:

@@ -25,6 +25,19 @@ from spaces import Arch, Space
 RUNS = {("onnxruntime", "fp32"): "onnx", ("openvino", "fp32"): "onnx",
         ("tflite", "fp32"): "tflite", ("tflite", "int8"): "tflite-int8",
         ("onnxruntime", "int8"): "onnx", ("openvino", "int8"): "onnx"}
+def calibration_images(data: Any, resolution: int, *, seed: int, count: int) -> np.ndarray:
+    """`count` training images of a `search.data.Dataset` (seeded pick, in order) at the
+    deployment resolution: for BN statistics and int8 ranges."""
+    import torch
+
+    from .data import to_resolution
+
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(data.x_train), size=min(count, len(data.x_train)), replace=False)
+    x = to_resolution(data.x_train[torch.from_numpy(np.sort(pick))], resolution)
+    return x.numpy().astype(np.float32)
+
+
 def export_winner(space: Space, arch: Arch, out: Path, *, formats: Sequence[str],
                   calibration: np.ndarray, seed: int = 0,
                   weights: dict[str, Any] | None = None,

@@ -73,14 +73,6 @@ class TrainingResult(BaseModel):
     val_accuracy: dict[str, float]
     int8_drop: float | None
 
-    @property
-    def deployed_accuracy(self) -> float:
-        """The accuracy of the fp32 file a user deploys (ONNX, else TFLite, else torch)."""
-        for fmt in ("onnx", "tflite", "openvino"):
-            if fmt in self.val_accuracy:
-                return self.val_accuracy[fmt]
-        return self.val_accuracy["torch"]
-
 
 def train_and_export(train_space: Space, deploy_space: Space, arch: Arch, data: Dataset,
                      out: Path, *, formats: Sequence[str], minutes: float | None = None,
@@ -111,11 +103,7 @@ def export_trained(trained: Any, deploy_space: Space, data: Dataset, out: Path, 
                    threads: int = 1) -> tuple[TrainingResult, dict[str, dict[str, Any]]]:
     """Export a `search.training.TrainedArch` into `out` at `deploy_space`'s resolution and
     run every file over the val split; writes `out/train.json`."""
-    import numpy as np
-    import torch
-
-    from .data import to_resolution
-    from .deliver import export_winner, exported_accuracy
+    from .deliver import calibration_images, export_winner, exported_accuracy
     from .training import torch_threads
 
     meta = trained.meta
@@ -123,10 +111,7 @@ def export_trained(trained: Any, deploy_space: Space, data: Dataset, out: Path, 
     arch = deploy_space.decode(meta.arch)
     resolution = int(deploy_space.params["resolution"])
     trained_at = meta.final_resolution or data.resolution
-    rng = np.random.default_rng(meta.recipe.seed)
-    pick = np.sort(rng.choice(len(data.y_train), size=min(calibration, len(data.y_train)),
-                              replace=False))
-    images = to_resolution(data.x_train[torch.from_numpy(pick)], resolution).numpy()
+    images = calibration_images(data, resolution, seed=meta.recipe.seed, count=calibration)
     with torch_threads(threads):
         files = export_winner(deploy_space, arch, out, formats=formats, calibration=images,
                               weights=trained.net.state_dict(),

@@ -53,7 +53,7 @@ from search.data import Dataset, check_compatible, to_resolution
 from spaces import Arch, Space
 
 from .checkpoint import read_checkpoint, save_checkpoint, validate_meta
-from .loop import evaluate
+from .loop import evaluate, random_batch
 
 CHECKPOINT = "checkpoint.pt"
 WARMUP = 0.03
@@ -135,10 +135,6 @@ class TrainStatus:
     val_accuracy: float | None
     seconds: float
     fraction: float
-
-    @property
-    def eta_s(self) -> float | None:
-        return self.seconds * (1 - self.fraction) / self.fraction if self.fraction > 0 else None
 
 
 @dataclass(frozen=True)
@@ -345,18 +341,17 @@ class _Run:
         if self.meta.minutes is None or self.before > 0 or steps >= self.steps_per_epoch:
             return
         now = time.monotonic()
+        if self.fraction() >= 1.0 or steps >= 1 + PROBE_STEPS:
+            since, first = self.probe
+            per_epoch = (now - since) / (steps - first) * self.steps_per_epoch
+            if per_epoch > 60 * self.meta.minutes:
+                raise ValueError(
+                    f"minutes: {self.meta.minutes:g} min is less than one epoch here "
+                    f"(about {per_epoch:.0f} s for {self.steps_per_epoch} steps of "
+                    f"{self.meta.recipe.batch_size}); give at least "
+                    f"{math.ceil(per_epoch / 6) / 10:g} minutes")
         if steps == 1:
             self.probe = (now, 1)
-        if self.fraction() < 1.0 and steps < 1 + PROBE_STEPS:
-            return
-        since, first = self.probe if steps > 1 else (self.started, 0)
-        per_epoch = (now - since) / (steps - first) * self.steps_per_epoch
-        if per_epoch > 60 * self.meta.minutes:
-            raise ValueError(
-                f"minutes: {self.meta.minutes:g} min is less than one epoch here "
-                f"(about {per_epoch:.0f} s for {self.steps_per_epoch} steps of "
-                f"{self.meta.recipe.batch_size}); give at least "
-                f"{math.ceil(per_epoch / 6) / 10:g} minutes")
 
     def final_phase(self) -> bool:
         return self.meta.final_resolution is not None and \
@@ -379,11 +374,9 @@ class _Run:
     def finish(self) -> TrainMeta:
         recipe = self.meta.recipe
         rng = np.random.default_rng(recipe.seed)
-        n = len(self.data.y_train)
         size = self.meta.final_resolution or self.data.resolution
-        batches = [to_resolution(self.data.x_train[torch.from_numpy(rng.choice(
-            n, size=min(recipe.batch_size, n), replace=False))], size)
-            for _ in range(recipe.recalibration_batches)]
+        batches = [to_resolution(random_batch(self.data, recipe.batch_size, rng)[0], size)
+                   for _ in range(recipe.recalibration_batches)]
         recalibrate_bn(self.net, batches)
         self.meta.val_accuracy = evaluate(self.net, self.data, batch_size=64,
                                           resolution=self.meta.final_resolution)
