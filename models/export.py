@@ -10,9 +10,8 @@ int8 is post-training static quantisation in PyTorch 2 Export (PT2E) form (Jacob
 "Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only
 Inference", 2018): litert-torch's `PT2EQuantizer` with symmetric per-channel int8 weights
 and per-tensor affine int8 activations (histogram observers), BN folded into the convs by
-`prepare_pt2e`. It departs from integer-only inference where the quantizer has no pattern
-for an op: in MBConv blocks the SE gate's h-sigmoid, some h-swishes and the residual add run
-in float between DEQUANTIZE/QUANTIZE ops, as they will on the board.
+`prepare_pt2e`. `models.quantize` fills the quantizer's gaps (residual adds, h-sigmoid,
+h-swish) so an MBConv graph runs in int8 end to end, in one XNNPACK partition.
 
 Heavy packages are imported inside the functions; a missing one raises `ExportError`
 naming the pip extra to install.
@@ -188,14 +187,15 @@ def export_tflite_int8(module: nn.Module, example: torch.Tensor, path: str | Pat
     """
     _check_example(example)
     batches = _check_calibration(list(calibration), example)
-    litert_torch, quantize_pt2e, quantizer_mod, quant_config = (
+    litert_torch, quantize_pt2e, quant_config = (
         _require(name, extra="export", what="TFLite int8 export")
         for name in ("litert_torch", "torchao.quantization.pt2e.quantize_pt2e",
-                     "litert_torch.quantize.pt2e_quantizer", "litert_torch.quantize.quant_config"))
+                     "litert_torch.quantize.quant_config"))
+    from .quantize import int8_quantizer, int8_ready
+
     with _exporting("tflite-int8", module, example, path) as out:
-        quantizer = quantizer_mod.PT2EQuantizer().set_global(
-            quantizer_mod.get_symmetric_quantization_config(is_per_channel=True))
-        graph = torch.export.export(module, (example,)).module()
+        quantizer = int8_quantizer()
+        graph = torch.export.export(int8_ready(module).eval(), (example,)).module()
         prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)  # folds BN into convs
         with torch.no_grad():
             for cal in batches:

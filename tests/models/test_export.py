@@ -172,6 +172,27 @@ def test_tflite_int8_is_quantised_smaller_and_close(net: nn.Module, int8_file: P
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.75
 
 
+@pytest.mark.slow
+def test_tflite_int8_runs_integer_only_in_one_xnnpack_partition(int8_file: Path) -> None:
+    """The SE gate's h-sigmoid, the h-swishes and the residual add are int8 too: no float
+    island, no HARD_SWISH (XNNPACK does not take it in int8), no layout transposes but the
+    input's and output's, and so one delegated partition."""
+    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
+    interpreter = interpreter_mod.Interpreter(model_path=str(int8_file), num_threads=1)
+    interpreter.allocate_tensors()
+    # The op list is only exposed privately; it holds the model's own ops, then the
+    # delegate nodes that replaced them.
+    ops = interpreter._get_ops_details()
+    names = [op["op_name"] for op in ops]
+    assert names.count("DELEGATE") == 1
+    assert not {"QUANTIZE", "DEQUANTIZE", "HARD_SWISH"} & set(names)
+    assert names.count("TRANSPOSE") <= 2
+    tensors = {t["index"]: np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
+    float_ops = [op["op_name"] for op in ops if op["op_name"] != "DELEGATE" and any(
+        tensors[i] == np.float32 for i in (*op["inputs"], *op["outputs"]) if i >= 0)]
+    assert float_ops == []
+
+
 def test_export_rejects_unknown_formats_before_writing(net: nn.Module, example: torch.Tensor,
                                                        tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"'tflite16'.*onnx, tflite, tflite-int8, openvino"):
