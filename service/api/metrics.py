@@ -5,20 +5,30 @@ Jobs are counted from the store when `/v1/metrics` is scraped. Request latency i
 by :class:`RequestMetrics`, a plain ASGI middleware: Starlette's `@app.middleware("http")`
 runs each request through an extra task and memory streams, which on this path cost
 about as much as the database query.
+
+Several API processes (`hwnas serve --processes N`) share their request latencies
+through prometheus_client's multiprocess mode: `serve` sets `PROMETHEUS_MULTIPROC_DIR`
+to a fresh folder before it spawns them, so each process's histogram lives in its own
+file there, and a scrape, whichever process answers it, sums every process's file (the
+processes that died included: request counts never go down). The jobs gauge still comes
+from the store, once, not once per process.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.store import Store
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
@@ -34,13 +44,23 @@ class _JobCollector(Collector):
 
 
 class Metrics:
-    """The app's registry and its request-latency histogram."""
+    """The app's registry and its request-latency histogram.
+
+    With `PROMETHEUS_MULTIPROC_DIR` set (it must be before prometheus_client is imported,
+    which is when prometheus_client reads it), the histogram is this process's share and
+    the registry reports all processes' shares from that folder.
+    """
 
     def __init__(self, store: Store) -> None:
         self.registry = CollectorRegistry()
+        shared = os.environ.get(MULTIPROC_ENV)
+        # In multiprocess mode the histogram's values are read back from the folder by
+        # the collector; registering the histogram as well would export it twice.
         self.latency = Histogram(
             "hwnas_request_seconds", "Request latency by route", ["method", "route", "status"],
-            registry=self.registry, buckets=LATENCY_BUCKETS)
+            registry=None if shared else self.registry, buckets=LATENCY_BUCKETS)
+        if shared:
+            MultiProcessCollector(self.registry, path=shared)
         self.registry.register(_JobCollector(store))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

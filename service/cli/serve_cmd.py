@@ -3,14 +3,24 @@
 With `--processes N` (N > 1) uvicorn serves the API from N child processes, which run
 no jobs (each is an API-only app, `HWNAS_WORKERS=0`), while this process runs the job
 worker: a job is still claimed by one worker only (the store's conditional UPDATE), and
-the job pool is not multiplied by N. Each child keeps its own request-latency metrics.
+the job pool is not multiplied by N.
+
+`GET /v1/metrics` reports the requests of all N children, whichever one answers: this
+process makes a fresh folder for prometheus_client's multiprocess mode, points
+`PROMETHEUS_MULTIPROC_DIR` at it for the children (an inherited value is replaced, since
+the folder must start empty), and removes it at shutdown. Each child writes its
+request-latency histogram to its own file there and a scrape sums the files; a child that
+uvicorn replaces leaves its file, so counts never go down. A scrape is counted once it has
+been answered, so it shows in the next scrape, not in its own.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from typing import Annotated
 
@@ -51,6 +61,7 @@ def serve(
         return
     from uvicorn.supervisors import Multiprocess
 
+    from service.api.metrics import MULTIPROC_ENV
     from service.api.services import build_services, close_services
 
     config = uvicorn.Config("service.api:create_app", factory=True, workers=processes,
@@ -59,11 +70,19 @@ def serve(
     sock = _tcp_socket(host, port)
     services = build_services(settings, start_worker=True)
     os.environ["HWNAS_WORKERS"] = "0"  # the API children read their settings from here
+    # Set only now: this process's prometheus_client, already imported, keeps the mode
+    # it was imported in, and a local Ray it started keeps the old environment; the
+    # spawned API children import prometheus_client afresh and see it (job children see
+    # it too but never import prometheus_client). No `mark_process_dead` when a child
+    # exits: it only drops live-gauge files, and the children write no gauges.
+    metrics_dir = tempfile.mkdtemp(prefix="hwnas-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:
         close_services(services)
         sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _tcp_socket(host: str, port: int) -> socket.socket:

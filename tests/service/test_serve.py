@@ -1,4 +1,5 @@
-"""`hwnas admin` and `hwnas serve`: a real server on loopback, killed mid-job and restarted.
+"""`hwnas admin` and `hwnas serve`: a real server on loopback, killed mid-job and restarted,
+and one with two API processes whose metrics scrape counts both processes' requests.
 
 The kill test runs uvicorn in a subprocess with a fast lease, submits a real `kit` job,
 SIGKILLs the server while the job runs, starts it again on the same data folder, and
@@ -11,10 +12,14 @@ import io
 import signal
 import time
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.cli import main
 from service.testing import free_port, start_server, stop_server
@@ -80,3 +85,50 @@ def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     finally:
         stop_server(server, 30)
 
+
+
+def _route_counts(families: Iterable[Metric], route: str) -> float:
+    """The request count of `route` (its template under /v1) over all methods and statuses."""
+    return sum(sample.value for family in families for sample in family.samples
+               if sample.name == "hwnas_request_seconds_count"
+               and sample.labels["route"] == route)
+
+
+@pytest.mark.slow
+def test_metrics_sum_all_api_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HWNAS_DATA_DIR", str(tmp_path))
+    main(["admin", "user", "alice"])
+    main(["admin", "token", "alice"])
+    headers = {"Authorization": f"Bearer {capsys.readouterr().out.splitlines()[-1]}"}
+    temp = tmp_path / "tmp"  # where `serve` makes its metrics folder
+    temp.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    server = start_server(tmp_path, port, env={"HWNAS_PROCESSES": "2", "TMPDIR": str(temp)})
+    try:
+        (shared,) = temp.glob("hwnas-metrics-*")
+        made = 0
+        # Fresh connections, until both processes have served some (the kernel picks
+        # which process accepts each one).
+        while made < 400:
+            for _ in range(20):
+                assert httpx.get(f"{url}/devices", headers=headers).status_code == 200
+            made += 20
+            per_process = [_route_counts(MultiProcessCollector.merge([str(file)]), "/devices")
+                           for file in shared.glob("histogram_*.db")]
+            if sum(count > 0 for count in per_process) == 2:
+                break
+        assert sorted(count > 0 for count in per_process) == [True, True], per_process
+        first = list(text_string_to_metric_families(httpx.get(f"{url}/metrics").text))
+        assert _route_counts(first, "/devices") == made
+        # A scrape is counted after it is answered: in the next scrape, not its own.
+        assert _route_counts(first, "/metrics") == 0
+        second = list(text_string_to_metric_families(httpx.get(f"{url}/metrics").text))
+        assert _route_counts(second, "/metrics") == 1
+        jobs = [s for f in second if f.name == "hwnas_jobs" for s in f.samples]
+        assert [s.labels for s in jobs if s.labels["state"] == "queued"] == [
+            {"state": "queued"}]  # from the store once, not once per process
+    finally:
+        stop_server(server, 30)
+    assert not shared.exists()
