@@ -1,24 +1,33 @@
 """The Ray executor against a local Ray instance started by the test: a real `kit` job
 runs as a Ray task, reports progress through the board actor, and a profile job is
 cancelled on the cluster; estimator calls fanned out over Ray actors score as the local
-estimator does, and a search job hands `run_search` the fan-out only on a Ray worker."""
+estimator does, and a search job hands `run_search` the fan-out only on a Ray worker;
+a whole search through the API runs on Ray with its estimator on actors."""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from search.estimators import get_estimator
+from service.api import create_app
 from service.jobs.registry import JobContext
 from service.jobs.worker import Worker
 from service.schemas import FINAL_STATES
 from service.store import LocalArtifacts, Store, make_engine, migrate
 from tests.conftest import small_space
-from tests.service.conftest import NB201, fast_settings
+from tests.service.conftest import NB201, auth, fast_settings
+from tests.service.test_api import make_device
+from tests.service.test_jobs import wait_job
 from tests.service.test_worker import wait
 
 ray = pytest.importorskip("ray")
@@ -142,3 +151,89 @@ def test_search_job_fans_out_when_it_runs_as_a_ray_task(tmp_path: Path,
                                                         local_ray: None) -> None:
     assert ray.get(ray.remote(_wrapper_a_search_job_passes).remote(str(tmp_path)))
     assert not _wrapper_a_search_job_passes(str(tmp_path))  # in-process executors
+
+
+
+def _scorer_actors() -> set[int]:
+    """Pids of this process's descendants titled `ray::_Scorer`: the Ray actors of the
+    local Ray this test started (Ray names each actor's process after its class; other
+    sessions' Ray instances are not descendants)."""
+    children: dict[int, list[int]] = {}
+    titles: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            titles[int(entry.name)] = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):  # the process ended meanwhile
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = set(), [os.getpid()]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            todo.append(pid)
+            if titles.get(pid, b"").startswith(b"ray::_Scorer"):
+                found.add(pid)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_search_job_end_to_end_on_ray(tmp_path: Path, local_ray: None,
+                                      measured: dict[str, Any]) -> None:
+    """A real search through the API with `HWNAS_EXECUTOR=ray`: the predictor fit and the
+    search run as Ray tasks, the search's estimator calls fan out to `_Scorer` actors."""
+    import onnxruntime as ort
+
+    settings = fast_settings(tmp_path, executor="ray", workers=1, lease_s=30.0)
+    before = _scorer_actors()  # other tests' actors, if any are still going
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.25):
+            seen.update(_scorer_actors() - before)
+
+    with TestClient(create_app(settings)) as client:
+        alice = auth(client, "alice")
+        device = make_device(client, alice)
+        base = f"/v1/devices/{device['id']}"
+        assert client.post(f"{base}/measurements", json=measured["doc"],
+                           headers=alice).status_code == 201
+        fit = client.post(f"{base}/predictor", json={"kind": "lut"}, headers=alice)
+        assert wait_job(client, alice, fit.json()["id"])["state"] == "succeeded"
+        budget = 2 * max(arch["median_ms"] for arch in measured["doc"]["archs"])
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        created = client.post("/v1/searches", headers=alice, json={
+            "space": "nb201", "params": NB201, "estimator": "params", "strategy": "random",
+            "targets": [{"device_id": device["id"], "budget_ms": budget}],
+            "limits": {"evaluations": 8, "minutes": 5}})
+        assert created.status_code == 202, created.text
+        try:
+            job = wait_job(client, alice, created.json()["id"], timeout=400)
+        finally:
+            done.set()
+            watcher.join()
+        assert job["state"] == "succeeded", job
+        files = f"/v1/searches/{job['id']}/artifacts"
+        sizes = {a["name"]: a["bytes"] for a in client.get(files, headers=alice).json()}
+        model = client.get(f"{files}/model.onnx", headers=alice)
+        report = client.get(f"{files}/report.json", headers=alice)
+    # One actor per CPU of the test's Ray, alive while the search ran; Ray ends them
+    # once the job's task lets go of its estimator.
+    assert len(seen) == 2, seen
+    deadline = time.monotonic() + 60
+    while _scorer_actors() & seen and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _scorer_actors() & seen
+    assert len(model.content) == sizes["model.onnx"]
+    assert len(report.content) == sizes["report.json"]
+    assert json.loads(report.content) == job["result"]["report"]
+    session = ort.InferenceSession(model.content, providers=["CPUExecutionProvider"])
+    (entry,) = session.get_inputs()
+    assert entry.shape[1:] == [3, NB201["resolution"], NB201["resolution"]]
+    x = np.random.default_rng(0).standard_normal((1, *entry.shape[1:])).astype(np.float32)
+    (logits,) = session.run(None, {entry.name: x})
+    assert logits.shape == (1, NB201["classes"]) and np.isfinite(logits).all()
