@@ -154,6 +154,14 @@ def test_search_live_progress_pareto_and_downloads(page: Any, live: LiveServer,
     measured = [p["measured_ms"] for p in httpx.get(
         f"{live.url}/v1/devices/1/predictor", headers=live.headers).json()["report"]["points"]]
     budget.fill(f"{2 * max(measured):.4f}")
+    train_minutes, train_epochs = (page.get_by_label("Train minutes (optional)"),
+                                   page.get_by_label("Train epochs (optional)"))
+    train_minutes.fill("1")
+    train_epochs.fill("2")
+    page.get_by_role("button", name="Start search").click()
+    expect(page.locator(".form-error")).to_contain_text("give one training budget, not both")
+    train_minutes.fill("")
+    train_epochs.fill("")
     page.get_by_role("button", name="Start search").click()
     page.get_by_role("heading", name=re.compile(r"^Search \d+$"), level=1).wait_for()
     search_id = int(page.url.rsplit("/", 1)[1])

@@ -141,6 +141,11 @@ function newSearchForm(info, devices, hints) {
       field("Train minutes (optional)", h("input", { name: "train_minutes", type: "number",
         step: "any", min: "0" }), "Minutes to train the winner after the search; "
         + "empty: no training."),
+      field("Train epochs (optional)", h("input", { name: "train_epochs", type: "number",
+        step: "1", min: "1" }), "Instead of minutes: epochs to train for."),
+      field("Candidates to train", h("input", { name: "train_top", type: "number",
+        value: "1", step: "1", min: "1", max: "8" }), "With a training budget: the winner "
+        + "and the best runners-up of the Pareto front; the most accurate is shipped."),
       field("Seed", h("input", { name: "seed", type: "number", value: "0", min: "0" })),
       field("Data (optional)", h("input", { name: "data", autocomplete: "off" }),
         "Data set for accuracy estimation; empty: the estimator's default.")),
@@ -160,7 +165,12 @@ function newSearchForm(info, devices, hints) {
         minutes: number(data.get("limits.minutes")) },
       seed: number(data.get("seed")),
     };
-    if (data.get("train_minutes") !== "") body.train_minutes = number(data.get("train_minutes"));
+    for (const key of ["train_minutes", "train_epochs"]) {
+      if (data.get(key) !== "") body[key] = number(data.get(key));
+    }
+    if (body.train_minutes !== undefined || body.train_epochs !== undefined) {
+      body.train_top = number(data.get("train_top"));
+    }
     if (data.get("data")) body.data = data.get("data");
     try {
       const job = await v1("/searches", { method: "POST", body });
