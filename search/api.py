@@ -154,11 +154,6 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
         estimator = estimator_wrapper(estimator)  # e.g. scored on a Ray cluster
     from .tailor import tailor
 
-    space, tailoring = estimate, None
-    if spec.tailor_keep is not None:
-        report(0.05, "tailoring the space to the devices")
-        tailoring = tailor(estimate, estimator, budget, keep=spec.tailor_keep)
-        space = tailoring.space
     config = SearchConfig(strategy=spec.strategy, evaluations=spec.evaluations,
                           batch=spec.batch, split=spec.split, seed=spec.seed,
                           strategy_options=spec.strategy_options)
@@ -167,8 +162,20 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
     def search_progress(fraction: float, message: str) -> None:
         report(0.1 + 0.75 * fraction, message)
 
-    outcome = run(space, estimator, budget, config, progress=search_progress,
-                  should_stop=stop, checkpoint=out_dir / "search_state.json")
+    try:
+        space, tailoring = estimate, None
+        if spec.tailor_keep is not None:
+            report(0.05, "tailoring the space to the devices")
+            tailoring = tailor(estimate, estimator, budget, keep=spec.tailor_keep)
+            space = tailoring.space
+        outcome = run(space, estimator, budget, config, progress=search_progress,
+                      should_stop=stop, checkpoint=out_dir / "search_state.json")
+    finally:
+        # A cluster wrapper holds one Ray actor per cluster CPU; export, timing and
+        # training score nothing, so the CPUs go back to the cluster now.
+        close = getattr(estimator, "close", None)
+        if close is not None:
+            close()
     from .deliver import calibration_images, export_winner, measure_exported
     from .local import cache_dir
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from search.api import SearchSpec, run_search
 from service.cli import main
 
 SMALL = ["--space", "nb201", "-p", "channels=8", "-p", "cells=1", "--resolution", "16"]
@@ -51,6 +53,48 @@ def test_search_writes_a_model_and_a_report(capfd: pytest.CaptureFixture[str], c
     # A second search on the same device reuses the cached predictor (no new profiling).
     assert len(list(cache.iterdir())) == 1
 
+
+
+class _Closable:
+    """An estimator wrapper (as the Ray one is) that notes what the search had said when
+    it was closed, and refuses to score after."""
+
+    def __init__(self, inner: Any, said: list[str]) -> None:
+        self.inner, self.said, self.closed_after = inner, said, None
+
+    def score(self, archs: Any) -> Any:
+        assert self.closed_after is None, "scored after close"
+        return self.inner.score(archs)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def close(self) -> None:
+        self.closed_after = list(self.said)
+
+
+def test_wrapped_estimator_is_closed_once_the_search_ends(
+        capfd: pytest.CaptureFixture[str], cache: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    code, _, err = search(capfd, *SMALL, "--backend", "onnxruntime", "--budget-ms", "50",
+                          "--estimator", "params", "--evaluations", "8", "--export", "onnx",
+                          "--cache", str(cache), "-o", str(first))
+    assert code == 0, err
+    spec = SearchSpec.model_validate_json((first / "spec.json").read_text())
+    said: list[str] = []
+    wrappers: list[_Closable] = []
+
+    def wrap(estimator: Any) -> _Closable:
+        wrappers.append(_Closable(estimator, said))
+        return wrappers[-1]
+
+    result = run_search(spec, tmp_path / "again", estimator_wrapper=wrap,
+                        progress=lambda _, message: said.append(message))
+    assert result.arch == json.loads((first / "report.json").read_text())["arch"]
+    (wrapper,) = wrappers
+    assert wrapper.closed_after is not None and wrapper.closed_after
+    assert not any(m.startswith(("exporting", "timing")) for m in wrapper.closed_after)
+    assert any(m.startswith("exporting") for m in said)
 
 def test_two_devices_one_arch_meets_both(capfd: pytest.CaptureFixture[str], cache: Path,
                                          tmp_path: Path) -> None:
