@@ -217,6 +217,19 @@ class SearchCreate(BaseModel):
     train_top: int = Field(default=1, ge=1, le=8, description="With a training budget: "
                            "also train the best feasible runners-up and ship the most "
                            "accurate.")
+    formats: list[Literal["onnx", "tflite", "tflite-int8", "openvino"]] = Field(
+        default_factory=lambda: ["onnx", "tflite", "tflite-int8"], min_length=1,
+        max_length=4, description="Files the winner is exported to. Each target device's "
+        "own file must be among them, since it is the file timed on that device: ONNX for "
+        "onnxruntime and OpenVINO, tflite for TFLite fp32, tflite-int8 for TFLite int8.")
+
+    @field_validator("formats")
+    @classmethod
+    def _formats_once(cls, formats: list[str]) -> list[str]:
+        twice = sorted({f for f in formats if formats.count(f) > 1})
+        if twice:
+            raise ValueError(f"listed more than once: {', '.join(twice)}")
+        return formats
 
     @model_validator(mode="after")
     def _training_fits(self) -> SearchCreate:

@@ -157,6 +157,22 @@ def test_searches(client: TestClient, alice: dict[str, str], bob: dict[str, str]
     for extra, message in (({"train_minutes": 4, "train_top": 2, "limits": {"minutes": 8}},
                             "leaves no time for the search"),
                            ({"train_minutes": 1, "train_epochs": 2}, "not both"),
-                           ({"train_epochs": 0}, "train_epochs")):
+                           ({"train_epochs": 0}, "train_epochs"),
+                           ({"formats": []}, "body.formats"),
+                           ({"formats": ["onnx", "pdf"]}, "body.formats.1"),
+                           ({"formats": ["onnx", "onnx"]}, "listed more than once: onnx"),
+                           ({"formats": ["tflite"]},
+                            f"formats: device {device['id']} (onnxruntime fp32) is timed on "
+                            "its onnx file; add 'onnx'")):
         bad = client.post("/v1/searches", json={**spec, **extra}, headers=alice)
         assert bad.status_code == 422 and message in bad.text, bad.text
+    tflite = make_device(client, alice, name="board", backend="tflite", precision="int8")
+    only = client.post("/v1/searches", headers=alice, json={
+        **spec, "formats": ["onnx"], "targets": [{"device_id": tflite["id"], "budget_ms": 5}]})
+    assert only.status_code == 422 and "add 'tflite-int8'" in only.text, only.text
+    both = client.post("/v1/searches", headers=alice, json={
+        **spec, "formats": ["onnx", "tflite-int8"], "targets": [
+            {"device_id": device["id"], "budget_ms": 5},
+            {"device_id": tflite["id"], "budget_ms": 5}]})
+    assert both.status_code == 202 and both.json()["params"]["formats"] == ["onnx",
+                                                                             "tflite-int8"]

@@ -209,7 +209,7 @@ def test_search_job_end_to_end_on_ray(tmp_path: Path, local_ray: None,
         created = client.post("/v1/searches", headers=alice, json={
             "space": "nb201", "params": NB201, "estimator": "params", "strategy": "random",
             "targets": [{"device_id": device["id"], "budget_ms": budget}],
-            "limits": {"evaluations": 8, "minutes": 5}})
+            "limits": {"evaluations": 8, "minutes": 5}, "formats": ["onnx"]})
         assert created.status_code == 202, created.text
         try:
             job = wait_job(client, alice, created.json()["id"], timeout=400)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import StreamingResponse
 
+from search.deliver import RUNS
 from service.api.deps import ArtifactsDep, CurrentUser, JobId, StoreDep
 from service.api.routes.devices import parse_space
 from service.jobs.worker import job_dir_name
@@ -27,7 +28,11 @@ def create_search(spec: SearchCreate, user: CurrentUser, store: StoreDep) -> Job
     """Start a search: the most accurate arch of SPACE within each device's budget."""
     name, params = parse_space(spec.space, [f"{k}={v}" for k, v in spec.params.items()])
     for target in spec.targets:
-        store.get_device(user.id, target.device_id)
+        device = store.get_device(user.id, target.device_id)
+        own = RUNS.get((device.backend, device.precision))
+        if own is not None and own not in spec.formats:
+            raise ValueError(f"formats: device {device.id} ({device.backend} "
+                             f"{device.precision}) is timed on its {own} file; add {own!r}")
     job_params = {**spec.model_dump(mode="json"), "space": name, "params": params}
     return store.submit(user.id, "search", job_params)
 

@@ -2,12 +2,12 @@
 
 `prepare` resolves each target device to a `profilers.device.DeviceProfile` and its
 newest predictor's file; `run` builds `search.api.SearchSpec` from those and the request
-(space, estimator, strategy, data, evaluations, seed, train minutes) with the job's folder
-as the output folder. `run_search` writes `model.onnx`, `model.tflite`,
-`model-int8.tflite` and `report.json` there (trained, with `model_card.md`, when
-`train_minutes` is set) and resumes from its checkpoint in that folder, so a search whose
-worker died continues where it stopped. Progress messages (the current best) become the
-job's status line.
+(space, estimator, strategy, data, evaluations, seed, training, formats) with the job's
+folder as the output folder. `run_search` writes the requested files (by default
+`model.onnx`, `model.tflite`, `model-int8.tflite`) and `report.json` there (trained,
+with `model_card.md`, when a training budget is set) and resumes from its checkpoint in
+that folder, so a search whose worker died continues where it stopped. Progress
+messages (the current best) become the job's status line.
 
 `limits.minutes` is enforced here: past it the search is stopped at its next batch
 (its checkpoint kept) and the job fails saying so.
@@ -68,7 +68,8 @@ def run_search_job(ctx: JobContext) -> dict[str, Any]:
         estimator=params["estimator"], strategy=params["strategy"], data=params["data"],
         evaluations=max(4, params["limits"]["evaluations"]), seed=params["seed"],
         cache_dir=params["cache_dir"], train_minutes=params.get("train_minutes"),
-        train_epochs=params.get("train_epochs"), train_top=params.get("train_top", 1))
+        train_epochs=params.get("train_epochs"), train_top=params.get("train_top", 1),
+        formats=params.get("formats", ["onnx", "tflite", "tflite-int8"]))
     deadline = time.monotonic() + 60 * params["limits"]["minutes"]
 
     def should_stop() -> bool:
