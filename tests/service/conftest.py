@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api import create_app
+from service.cli import main
 from service.config import Settings
 from service.store import Store, make_engine, migrate
 from tests.conftest import SMALL_PARAMS
@@ -45,6 +46,16 @@ def auth(client: TestClient, name: str) -> dict[str, str]:
     store: Store = client.app.state.services.store
     store.create_user(name)
     return {"Authorization": f"Bearer {store.create_token(name, 'test')[1]}"}
+
+
+def cli_user(data: Path, monkeypatch: pytest.MonkeyPatch,
+             capsys: pytest.CaptureFixture[str], name: str = "alice") -> dict[str, str]:
+    """`name` and a token made with `hwnas admin` in the data folder `data` (which the
+    environment then points at, for a server started after); its bearer header."""
+    monkeypatch.setenv("HWNAS_DATA_DIR", str(data))
+    main(["admin", "user", name])
+    main(["admin", "token", name])
+    return {"Authorization": f"Bearer {capsys.readouterr().out.splitlines()[-1]}"}
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.cli import main
 from service.testing import free_port, start_server, stop_server
+from tests.service.conftest import cli_user
 from tests.service.test_api import DEVICE
 
 
@@ -49,10 +50,7 @@ FAST = {"HWNAS_LEASE_S": "2", "HWNAS_HEARTBEAT_S": "0.2", "HWNAS_POLL_S": "0.1",
 @pytest.mark.slow
 def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("HWNAS_DATA_DIR", str(tmp_path))
-    main(["admin", "user", "alice"])
-    main(["admin", "token", "alice"])
-    headers = {"Authorization": f"Bearer {capsys.readouterr().out.splitlines()[-1]}"}
+    headers = cli_user(tmp_path, monkeypatch, capsys)
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     server = start_server(tmp_path, port, env=FAST)
@@ -86,7 +84,6 @@ def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         stop_server(server, 30)
 
 
-
 def _route_counts(families: Iterable[Metric], route: str) -> float:
     """The request count of `route` (its template under /v1) over all methods and statuses."""
     return sum(sample.value for family in families for sample in family.samples
@@ -97,10 +94,7 @@ def _route_counts(families: Iterable[Metric], route: str) -> float:
 @pytest.mark.slow
 def test_metrics_sum_all_api_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("HWNAS_DATA_DIR", str(tmp_path))
-    main(["admin", "user", "alice"])
-    main(["admin", "token", "alice"])
-    headers = {"Authorization": f"Bearer {capsys.readouterr().out.splitlines()[-1]}"}
+    headers = cli_user(tmp_path, monkeypatch, capsys)
     temp = tmp_path / "tmp"  # where `serve` makes its metrics folder
     temp.mkdir()
     port = free_port()

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from profilers.upload import UploadError, upload_measurements
-from service.cli import main
 from service.testing import free_port, start_server, stop_server
+from tests.service.conftest import cli_user
 from tests.service.test_api import DEVICE
 
 
@@ -37,15 +37,12 @@ def test_unreachable_service_keeps_the_file(tmp_path: Path,
 def test_runner_uploads_to_a_live_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str],
                                          measured: dict[str, Any]) -> None:
-    monkeypatch.setenv("HWNAS_DATA_DIR", str(tmp_path / "data"))
-    main(["admin", "user", "alice"])
-    main(["admin", "token", "alice"])
-    token = capsys.readouterr().out.splitlines()[-1]
+    headers = cli_user(tmp_path / "data", monkeypatch, capsys)
+    token = headers["Authorization"].removeprefix("Bearer ")
     port = free_port()
     server = start_server(tmp_path / "data", port)
     try:
         url = f"http://127.0.0.1:{port}"
-        headers = {"Authorization": f"Bearer {token}"}
         device = httpx.post(f"{url}/v1/devices", json=DEVICE, headers=headers).json()
         output = tmp_path / "m.json"
         shutil.copy(measured["path"], output)  # a finished run: the runner resumes, uploads
