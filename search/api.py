@@ -179,9 +179,7 @@ def run_search(spec: SearchSpec, out_dir: Path, *, progress: Progress | None = N
     from .deliver import calibration_images, export_winner, measure_exported
     from .local import cache_dir
 
-    formats = list(dict.fromkeys(spec.formats + (
-        ["openvino"] if any(t.device.backend == "openvino" for t in spec.targets)
-        and "openvino" in spec.formats else [])))
+    formats = list(dict.fromkeys(spec.formats))
     chosen, training, candidates = None, None, None
     if spec.train_minutes is not None or spec.train_epochs is not None:
         from .ship import export_trained

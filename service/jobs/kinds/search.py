@@ -69,7 +69,8 @@ def run_search_job(ctx: JobContext) -> dict[str, Any]:
         evaluations=max(4, params["limits"]["evaluations"]), seed=params["seed"],
         cache_dir=params["cache_dir"], train_minutes=params.get("train_minutes"),
         train_epochs=params.get("train_epochs"), train_top=params.get("train_top", 1),
-        formats=params.get("formats", ["onnx", "tflite", "tflite-int8"]))
+        # Jobs stored before `formats` existed export SearchSpec's default set.
+        **({"formats": params["formats"]} if "formats" in params else {}))
     deadline = time.monotonic() + 60 * params["limits"]["minutes"]
 
     def should_stop() -> bool:
