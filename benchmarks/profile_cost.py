@@ -8,7 +8,8 @@ Each available backend (onnxruntime, openvino, tflite), 1 thread, the ``mbv2`` s
    random cells; TFLite by default, ~5 s of export a cell) is extrapolated, labelled so.
 2. **Repeatability**: one kit, two runner invocations; over cells above 0.5 ms, median and
    p90 of ``|a - b| / mean(a, b)`` and the share within 5%, raw and normalised (each run's
-   medians / the median of that run's reference-cell medians in measurements.json).
+   medians / the median of that run's reference-cell medians in measurements.json), for
+   each cell's median and for its 10th percentile.
 3. **Noise protocol**: one subset, runs block, rounds, block, rounds (block: ``--rounds 1``;
    rounds: the default interleaving), so both pairs span the same drift.
 
@@ -149,15 +150,15 @@ def slow_keys(*docs: MeasurementsFile) -> list[str]:
 
 
 def agreement(a: MeasurementsFile, b: MeasurementsFile, keys: Sequence[str], *,
-              normalise: bool) -> dict[str, Any]:
-    """``|a - b| / mean(a, b)`` of the medians of ``keys`` in two runs: median, p90, <= 5%.
+              normalise: bool, statistic: str = "median_ms") -> dict[str, Any]:
+    """``|a - b| / mean(a, b)`` of ``statistic`` of ``keys`` in two runs: median, p90, <= 5%.
 
-    With ``normalise``, each run's medians are first divided by the median of that run's
+    With ``normalise``, each run's values are first divided by the median of that run's
     reference-cell medians (which absorbs a uniform slowdown of the machine between runs).
     """
     if not keys:
         return {"cells": 0, "median": None, "p90": None, "within_5pct": None}
-    ma, mb = ({m.key: m.median_ms for m in doc.cells} for doc in (a, b))
+    ma, mb = ({m.key: getattr(m, statistic) for m in doc.cells} for doc in (a, b))
     x, y = np.array([ma[k] for k in keys]), np.array([mb[k] for k in keys])
     if normalise:
         x, y = x / np.median(a.reference), y / np.median(b.reference)
@@ -171,6 +172,10 @@ def compare(a: MeasurementsFile, b: MeasurementsFile, keys: Sequence[str]) -> di
     return {
         "raw": agreement(a, b, keys, normalise=False),
         "reference_normalised": agreement(a, b, keys, normalise=True),
+        # The 10th percentile: other load on a shared machine only adds time, so the fast
+        # end of a cell's runs moves less between runs than its median (latency.lut).
+        "p10_raw": agreement(a, b, keys, normalise=False, statistic="p10_ms"),
+        "p10_reference_normalised": agreement(a, b, keys, normalise=True, statistic="p10_ms"),
         "reference_key": a.reference_key,
         "reference_drift_b_over_a": float(np.median(b.reference) / np.median(a.reference) - 1),
         "median_cv": [float(np.median([m.cv for m in d.cells])) for d in (a, b)],
@@ -247,8 +252,8 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _spread(c: dict[str, Any]) -> list[str]:
-    raw, norm = c["raw"], c["reference_normalised"]
+def _spread(c: dict[str, Any], prefix: str = "") -> list[str]:
+    raw, norm = c[f"{prefix}raw"], c[f"{prefix}reference_normalised"]
     return [_pct(raw["median"]), _pct(raw["p90"]), _pct(raw["within_5pct"]),
             _pct(norm["median"]), _pct(norm["p90"]), _pct(norm["within_5pct"])]
 
@@ -267,11 +272,14 @@ def report(results: dict[str, Any]) -> str:
            table(["backend", "kit", "cells", "build_s", "measure_s", "s/cell", "full cells",
                   "full measure_s", "full total_s", "<10 min", "re-measured", "basis"], rows)]
     spread = ["median", "p90", "<=5%", "norm median", "norm p90", "norm <=5%"]
-    rows = [[r["backend"], r["repeatability"]["raw"]["cells"], *_spread(r["repeatability"]),
-             _pct(r["repeatability"]["reference_drift_b_over_a"])] for r in cost]
+    rows = [[r["backend"], name, r["repeatability"]["raw"]["cells"],
+             *_spread(r["repeatability"], prefix),
+             _pct(r["repeatability"]["reference_drift_b_over_a"])]
+            for r in cost for name, prefix in (("median_ms", ""), ("p10_ms", "p10_"))
+            if f"{prefix}raw" in r["repeatability"]]
     out += ["", f"2. Repeatability: two runs of one kit, cells > {MIN_MS} ms, |a-b|/mean(a,b); "
             "norm: each run / median of its reference-cell medians",
-            table(["backend", "cells", *spread, "ref drift"], rows)]
+            table(["backend", "statistic", "cells", *spread, "ref drift"], rows)]
     if noise := results.get("noise"):
         rows = [[name, p["rounds"], p["raw"]["cells"], *_spread(p),
                  _pct(float(np.mean(p["median_cv"]))), _pct(float(np.mean(p["remeasured"]))),

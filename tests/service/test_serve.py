@@ -1,21 +1,27 @@
 """`hwnas admin` and `hwnas serve`: a real server on loopback, killed mid-job and restarted,
 and one with two API processes whose metrics scrape counts both processes' requests.
 
-The kill test runs uvicorn in a subprocess with a fast lease, submits a real `kit` job,
-SIGKILLs the server while the job runs, starts it again on the same data folder, and
-checks the job finishes, its kit is whole, and the device and user survived.
+The kill tests run uvicorn in a subprocess with a fast lease, submit a real job (a `kit`
+job; a `search` job), SIGKILL the server while the job runs, start it again on the same
+data folder, and check the job finishes, its files are whole, and the device and user
+survived. The search must resume from its checkpoint, not start over: a score changed in
+the checkpoint while the server is down is in the finished report.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import signal
 import time
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
+import onnxruntime as ort
 import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -23,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.cli import main
 from service.testing import free_port, start_server, stop_server
-from tests.service.conftest import cli_user
+from tests.service.conftest import NB201, cli_user
 from tests.service.test_api import DEVICE
 
 
@@ -45,6 +51,7 @@ def test_admin_users_and_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 FAST = {"HWNAS_LEASE_S": "2", "HWNAS_HEARTBEAT_S": "0.2", "HWNAS_POLL_S": "0.1",
         "HWNAS_WORKERS": "1"}
+FINAL = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.mark.slow
@@ -79,6 +86,82 @@ def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         with zipfile.ZipFile(io.BytesIO(kit.content)) as archive:
             assert archive.testzip() is None
             assert len(archive.namelist()) == state["result"]["entries"] + 1
+        assert httpx.get(f"{url}/devices", headers=headers).json() == [device]
+    finally:
+        stop_server(server, 30)
+
+
+def _wait_for(url: str, headers: dict[str, str], job_id: int, states: set[str],
+              timeout_s: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/jobs/{job_id}", headers=headers).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached {states}: {job}")
+
+
+@pytest.mark.slow
+def test_kill_and_restart_mid_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str],
+                                     measured: dict[str, Any]) -> None:
+    headers = cli_user(tmp_path, monkeypatch, capsys)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    server = start_server(tmp_path, port, env=FAST)
+    try:
+        device = httpx.post(f"{url}/devices", json=DEVICE, headers=headers).json()
+        base = f"{url}/devices/{device['id']}"
+        upload = httpx.post(f"{base}/measurements", json=measured["doc"], headers=headers)
+        assert upload.status_code == 201, upload.text
+        fit = httpx.post(f"{base}/predictor", json={"kind": "lut"}, headers=headers).json()
+        assert _wait_for(url, headers, fit["id"], FINAL)["state"] == "succeeded"
+        budget = 2 * max(m["median_ms"] for m in measured["doc"]["archs"])
+        created = httpx.post(f"{url}/searches", headers=headers, json={
+            "space": "nb201", "params": NB201, "estimator": "zico", "strategy": "evolution",
+            "targets": [{"device_id": device["id"], "budget_ms": budget}],
+            "limits": {"evaluations": 96, "minutes": 10}, "formats": ["onnx"]})
+        assert created.status_code == 202, created.text
+        search = created.json()
+        state_file = tmp_path / "artifacts" / "jobs" / str(search["id"]) / "search_state.json"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            # Replaced atomically after every batch, so a read sees a whole file.
+            live = json.loads(state_file.read_text()).get("live") if state_file.exists() \
+                else None
+            if live and live["used"] >= 16:
+                break
+            time.sleep(0.02)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        state = json.loads(state_file.read_text())
+        assert state["live"] and state["live"]["used"] < 96, "the search ended before the kill"
+        # Mark the checkpoint: a search that started over would never report this score.
+        marked = state["evaluated"][0]
+        marked["score"] = 1e6
+        key = next(k for k in (f"{marked['stage']}|{marked['arch']}", marked["arch"])
+                   if k in state["scores"])  # scores are per stage for some estimators
+        state["scores"][key] = 1e6
+        state_file.write_text(json.dumps(state))
+        server = start_server(tmp_path, port, env=FAST)
+        job = _wait_for(url, headers, search["id"], FINAL)
+        assert job["state"] == "succeeded" and job["attempts"] == 2, job
+        report = job["result"]["report"]
+        assert report["evaluations"] <= 96
+        assert any(p["arch"] == marked["arch"] and p["score"] == 1e6
+                   for p in report["pareto"]), report["pareto"]
+        listed = {a["name"]: a["bytes"] for a in httpx.get(
+            f"{url}/searches/{search['id']}/artifacts", headers=headers).json()}
+        assert {"model.onnx", "report.json"} <= set(listed)
+        model = httpx.get(f"{url}/searches/{search['id']}/artifacts/model.onnx",
+                          headers=headers)
+        assert model.status_code == 200 and len(model.content) == listed["model.onnx"]
+        session = ort.InferenceSession(model.content, providers=["CPUExecutionProvider"])
+        shape = session.get_inputs()[0].shape
+        out = session.run(None, {session.get_inputs()[0].name:
+                                 np.zeros(shape, dtype=np.float32)})[0]
+        assert out.shape == (shape[0], NB201.get("classes", 10)) and np.isfinite(out).all()
         assert httpx.get(f"{url}/devices", headers=headers).json() == [device]
     finally:
         stop_server(server, 30)
