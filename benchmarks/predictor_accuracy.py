@@ -121,7 +121,11 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     mpath, measure_s = measure(backend, kit, args.workdir, args.runs)
     doc = load_measurements(mpath)
     manifest = read_manifest(kit)
-    result: dict[str, Any] = {"cost": {
+    # Backends are measured in separate invocations and merged into one file: each keeps
+    # when, and on which host, it was measured (the machines differ between sessions).
+    result: dict[str, Any] = {
+        "measured_at": doc.archs[-1].timestamp.isoformat() if doc.archs else None,
+        "host": doc.host.model_dump(), "cost": {
         "kit_build_s": build_s, "measure_s_total": measure_s,
         "note": "kit build and measuring cover cells and archs together; NaN: reused from "
                 "an earlier run of this script"}}
