@@ -54,41 +54,27 @@ FAST = {"HWNAS_LEASE_S": "2", "HWNAS_HEARTBEAT_S": "0.2", "HWNAS_POLL_S": "0.1",
 FINAL = {"succeeded", "failed", "cancelled"}
 
 
-@pytest.mark.slow
-def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
-    headers = cli_user(tmp_path, monkeypatch, capsys)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    server = start_server(tmp_path, port, env=FAST)
-    try:
-        device = httpx.post(f"{url}/devices", json=DEVICE, headers=headers).json()
-        kit_url = (f"{url}/devices/{device['id']}/kit?space=mbv2&param=resolution=32"
-                   "&param=width=0.25")
-        job = httpx.get(kit_url, headers=headers).json()["job"]
-        for _ in range(600):
-            state = httpx.get(f"{url}/jobs/{job['id']}", headers=headers).json()
-            if state["progress"] > 0.05:
-                break
-            time.sleep(0.1)
-        assert state["state"] == "running", state
-        server.send_signal(signal.SIGKILL)
-        server.wait()
-        server = start_server(tmp_path, port, env=FAST)
-        for _ in range(1800):
-            state = httpx.get(f"{url}/jobs/{job['id']}", headers=headers).json()
-            if state["state"] in ("succeeded", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
-        assert state["state"] == "succeeded" and state["attempts"] == 2, state
-        kit = httpx.get(kit_url, headers=headers)
-        assert kit.status_code == 200
-        with zipfile.ZipFile(io.BytesIO(kit.content)) as archive:
-            assert archive.testzip() is None
-            assert len(archive.namelist()) == state["result"]["entries"] + 1
-        assert httpx.get(f"{url}/devices", headers=headers).json() == [device]
-    finally:
-        stop_server(server, 30)
+class _KillableServer:
+    """`hwnas serve` on a free port with FAST leases over the data folder `data`; `kill`
+    SIGKILLs it, `start` starts it again on the same folder and port."""
+
+    def __init__(self, data: Path) -> None:
+        self.data, self.port = data, free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = start_server(self.data, self.port, env=FAST)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def __enter__(self) -> _KillableServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop_server(self.proc, 30)
 
 
 def _wait_for(url: str, headers: dict[str, str], job_id: int, states: set[str],
@@ -103,14 +89,40 @@ def _wait_for(url: str, headers: dict[str, str], job_id: int, states: set[str],
 
 
 @pytest.mark.slow
+def test_kill_and_restart_mid_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    headers = cli_user(tmp_path, monkeypatch, capsys)
+    with _KillableServer(tmp_path) as server:
+        url = server.url
+        device = httpx.post(f"{url}/devices", json=DEVICE, headers=headers).json()
+        kit_url = (f"{url}/devices/{device['id']}/kit?space=mbv2&param=resolution=32"
+                   "&param=width=0.25")
+        job = httpx.get(kit_url, headers=headers).json()["job"]
+        for _ in range(600):
+            state = httpx.get(f"{url}/jobs/{job['id']}", headers=headers).json()
+            if state["progress"] > 0.05:
+                break
+            time.sleep(0.1)
+        assert state["state"] == "running", state
+        server.kill()
+        server.start()
+        state = _wait_for(url, headers, job["id"], FINAL, timeout_s=180)
+        assert state["state"] == "succeeded" and state["attempts"] == 2, state
+        kit = httpx.get(kit_url, headers=headers)
+        assert kit.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(kit.content)) as archive:
+            assert archive.testzip() is None
+            assert len(archive.namelist()) == state["result"]["entries"] + 1
+        assert httpx.get(f"{url}/devices", headers=headers).json() == [device]
+
+
+@pytest.mark.slow
 def test_kill_and_restart_mid_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str],
                                      measured: dict[str, Any]) -> None:
     headers = cli_user(tmp_path, monkeypatch, capsys)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    server = start_server(tmp_path, port, env=FAST)
-    try:
+    with _KillableServer(tmp_path) as server:
+        url = server.url
         device = httpx.post(f"{url}/devices", json=DEVICE, headers=headers).json()
         base = f"{url}/devices/{device['id']}"
         upload = httpx.post(f"{base}/measurements", json=measured["doc"], headers=headers)
@@ -133,8 +145,7 @@ def test_kill_and_restart_mid_search(tmp_path: Path, monkeypatch: pytest.MonkeyP
             if live and live["used"] >= 16:
                 break
             time.sleep(0.02)
-        server.send_signal(signal.SIGKILL)
-        server.wait()
+        server.kill()
         assert not (state_file.parent / "report.json").exists(), "it ended before the kill"
         state = json.loads(state_file.read_text())
         # Mark the checkpoint: a search that started over would never report this score.
@@ -144,7 +155,7 @@ def test_kill_and_restart_mid_search(tmp_path: Path, monkeypatch: pytest.MonkeyP
                    if k in state["scores"])  # scores are per stage for some estimators
         state["scores"][key] = 1e6
         state_file.write_text(json.dumps(state))
-        server = start_server(tmp_path, port, env=FAST)
+        server.start()
         job = _wait_for(url, headers, search["id"], FINAL)
         assert job["state"] == "succeeded" and job["attempts"] == 2, job
         report = job["result"]["report"]
@@ -163,8 +174,6 @@ def test_kill_and_restart_mid_search(tmp_path: Path, monkeypatch: pytest.MonkeyP
                                  np.zeros(shape, dtype=np.float32)})[0]
         assert out.shape == (shape[0], NB201.get("classes", 10)) and np.isfinite(out).all()
         assert httpx.get(f"{url}/devices", headers=headers).json() == [device]
-    finally:
-        stop_server(server, 30)
 
 
 def _route_counts(families: Iterable[Metric], route: str) -> float:
