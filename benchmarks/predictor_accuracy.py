@@ -3,7 +3,8 @@
 For each backend (onnxruntime, openvino, tflite), ``mbv2`` at 224x224, 1 thread: a kit
 with every cell plus ``--archs`` whole random archs (``models.kit.make_kit``, cached in
 ``--workdir``) is measured by the board runner (``profilers.runner``: cells and archs
-interleaved in rounds, so the archs see the same drift as the cells; a rerun resumes).
+interleaved in rounds, so the archs see the same drift as the cells; chunks timed while
+the machine was slow are timed again; a rerun resumes).
 The first ``--pool`` archs are the training pool, the rest are held out (>= 100).
 
 Prints, per backend: each predictor fitted on the whole pool and judged on the held-out
@@ -86,8 +87,11 @@ def measure(backend: str, kit: Path, workdir: Path, runs: int) -> tuple[Path, fl
         return out, float("nan")
     log(f"measuring {kit} on {backend}")
     start = time.perf_counter()
+    # Chunks of 32 (about 30 s each) follow the machine's speed closely enough for each to
+    # have one level; up to 3 passes re-time the chunks it was slow for (profilers.runner).
     code = runner.main(["run", str(kit), "--backend", backend, "--threads", "1",
-                        "--runs", str(runs), "-o", str(out), "--quiet"])
+                        "--runs", str(runs), "--chunk", "32", "--retries", "3",
+                        "--settle-s", "30", "-o", str(out), "--quiet"])
     if code:
         raise SystemExit(f"runner failed with {code}")
     return out, time.perf_counter() - start

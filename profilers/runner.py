@@ -3,9 +3,11 @@
 ``python -m profilers run kit.zip --backend tflite -o measurements.json`` reads the kit,
 loads its models on the chosen runtime with fixed threads/precision/device, measures them
 with :func:`profilers.protocol.measure_many` in chunks (the whole architectures spread
-evenly among the LUT entries), and saves after every chunk. Running the same command again
-resumes: entries already in the output are not measured again. An output written with
-another kit or other settings is never touched.
+evenly among the LUT entries), and saves after every chunk. Chunks timed while the machine
+was slow (their reference cell more than ``--slow-above`` slower than in the quietest
+chunk) are timed again after a pause, up to ``--retries`` passes, keeping each entry's
+quieter record. Running the same command again resumes: entries already in the output are
+not measured again. An output written with another kit or other settings is never touched.
 
 It imports the standard library, numpy, pydantic and the one runtime it measures with,
 nothing else (no torch, no other hwnas package), so it runs on an edge board. Every
@@ -19,6 +21,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -52,6 +55,12 @@ __all__ = ["build_parser", "main", "run_kit"]
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+# Other load on a shared machine or a board only ever adds time, and it comes in spells
+# that drift correction by the reference cell undoes only partly (a busy neighbour slows a
+# whole arch more than a small cell). Chunks timed at a reference level this far above the
+# quietest chunk's are timed again after a pause, and the quieter record of each entry kept.
+SLOW_ABOVE = 0.15
+SETTLE_S = 20.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,9 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-cv", type=float, default=defaults.max_cv, help="re-measure above this robust CV"
     )
     run.add_argument(
-        "--chunk", type=int, default=128, help="entries interleaved, then saved, together (128)"
+        "--chunk", type=int, default=32, help="entries interleaved, then saved, together (32)"
     )
     run.add_argument("--reference", help="key of the reference cell (default: the first cell)")
+    run.add_argument(
+        "--retries", type=int, default=1,
+        help="passes re-measuring chunks timed while the machine was slow (1)",
+    )
+    run.add_argument(
+        "--slow-above", type=float, default=SLOW_ABOVE,
+        help=f"a chunk is slow when its reference level is this fraction above the run's "
+        f"quietest ({SLOW_ABOVE})",
+    )
+    run.add_argument(
+        "--settle-s", type=float, default=SETTLE_S,
+        help=f"seconds to wait before each re-measuring pass ({SETTLE_S:g})",
+    )
     run.add_argument(
         "-o", "--output", type=Path, default=Path("measurements.json"), help="measurements file"
     )
@@ -254,6 +276,12 @@ def run_kit(args: argparse.Namespace) -> int:
     protocol = _protocol(args, len(manifest.entries))
     if args.chunk < 1:
         raise ProfilerError(f"--chunk must be >= 1, got {args.chunk}")
+    if args.retries < 0:
+        raise ProfilerError(f"--retries must be >= 0, got {args.retries}")
+    if not args.slow_above > 0:
+        raise ProfilerError(f"--slow-above must be > 0, got {args.slow_above}")
+    if not args.settle_s >= 0:
+        raise ProfilerError(f"--settle-s must be >= 0, got {args.settle_s}")
     existing = _existing_output(args.output, args.resume)
     with tempfile.TemporaryDirectory(prefix="hwnas-kit-") as tmp:
         manifest, folder = read_kit(args.kit, tmp)
@@ -335,6 +363,45 @@ def _measure_kit(
     done = doc.keys()
     chunks = _chunks([e for e in manifest.entries if e.key not in done], args.chunk)
     order = {entry.key: index for index, entry in enumerate(manifest.entries)}
+    # A finished run is not re-measured: resuming it only reports it again.
+    retries = 0 if doc.complete else args.retries
+    try:
+        _measure_chunks(chunks, doc, load, probe, args, order)
+        for _ in range(retries):
+            slow = _slow_entries(manifest, doc, args.slow_above)
+            if not slow:
+                break
+            if not args.quiet:
+                print(_slow_message(doc, slow, args), file=sys.stderr)
+            time.sleep(args.settle_s)
+            _measure_chunks(_chunks(slow, args.chunk), doc, load, probe, args, order)
+    except KeyboardInterrupt:
+        print(
+            f"error: interrupted; {doc.count()} of {len(manifest.entries)} entries are saved in "
+            f"{args.output}; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    doc.complete = True
+    save_measurements(args.output, doc)
+    if not args.quiet:
+        print(_summary(doc, args.output), file=sys.stderr)
+    return 0
+
+
+def _measure_chunks(
+    chunks: list[list[KitEntry]],
+    doc: MeasurementsFile,
+    load: _Loader,
+    probe: ReferenceProbe,
+    args: argparse.Namespace,
+    order: dict[str, int],
+) -> None:
+    """Measure ``chunks`` one after another, saving ``doc`` after each.
+
+    An entry measured before (a re-measuring pass) keeps whichever record was taken at the
+    lower reference level, i.e. while the machine was quieter.
+    """
     steps = [len(chunk) * (1 + doc.protocol.rounds) for chunk in chunks]
     printer = ProgressPrinter(sys.stderr, planned=sum(steps), quiet=args.quiet)
     try:
@@ -346,26 +413,41 @@ def _measure_kit(
             del runners
             printer.chunk_done()
             level = float(np.median(probe.medians_ms[first:]))
+            old = {m.key: m for m in (*doc.cells, *doc.archs)}
             for entry in chunk:
                 record = _measurement(entry, stats[entry.key], doc, level)
-                (doc.archs if entry.kind == "arch" else doc.cells).append(record)
+                previous = old.get(entry.key)
+                if previous is None:
+                    (doc.archs if entry.kind == "arch" else doc.cells).append(record)
+                elif previous.reference_ms is not None and level < previous.reference_ms:
+                    listing = doc.archs if entry.kind == "arch" else doc.cells
+                    listing[listing.index(previous)] = record
             doc.cells.sort(key=lambda m: order[m.key])
             doc.archs.sort(key=lambda m: order[m.key])
             save_measurements(args.output, doc)
-    except KeyboardInterrupt:
+    finally:
         printer.close()
-        print(
-            f"error: interrupted; {doc.count()} of {len(manifest.entries)} entries are saved in "
-            f"{args.output}; run the same command again to resume",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    doc.complete = True
-    save_measurements(args.output, doc)
-    printer.close()
-    if not args.quiet:
-        print(_summary(doc, args.output), file=sys.stderr)
-    return 0
+
+
+def _slow_entries(
+    manifest: KitManifest, doc: MeasurementsFile, slow_above: float
+) -> list[KitEntry]:
+    """Kit entries whose record was taken at a reference level more than ``slow_above``
+    above the quietest level of the run (records without a level are never slow)."""
+    levels = {m.key: m.reference_ms for m in (*doc.cells, *doc.archs) if m.reference_ms}
+    if not levels:
+        return []
+    limit = min(levels.values()) * (1 + slow_above)
+    return [entry for entry in manifest.entries if levels.get(entry.key, 0.0) > limit]
+
+
+def _slow_message(doc: MeasurementsFile, slow: list[KitEntry], args: argparse.Namespace) -> str:
+    levels = [m.reference_ms for m in (*doc.cells, *doc.archs) if m.reference_ms]
+    return (
+        f"re-measuring {len(slow)} entries timed while the machine was slow (reference "
+        f"{doc.reference_key} above {min(levels) * (1 + args.slow_above):.3f} ms, quietest "
+        f"{min(levels):.3f} ms), after {args.settle_s:g} s"
+    )
 
 
 def _measurement(

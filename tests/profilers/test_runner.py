@@ -7,6 +7,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import profilers.base
@@ -14,10 +15,12 @@ import profilers.runner
 from profilers.base import BackendInfo, register_backend
 from profilers.formats import (
     MANIFEST_NAME,
+    MeasurementsFile,
     load_measurements,
     save_measurements,
     write_kit,
 )
+from profilers.protocol import ReferenceProbe
 from profilers.runner import main
 from tests.profilers.builders import KIT_ENTRIES, backend_params, info_of, kit_manifest
 from tests.profilers.conftest import ModelFiles
@@ -83,9 +86,9 @@ def test_resume_skips_measured_keys(
     measured.unlink()
     save_measurements(measured, partial)
 
-    code, err = _run(
-        capfd, "run", make_kit("onnx"), "--backend", "onnxruntime", *QUICK, "-o", measured
-    )
+    # --retries 0: a quieter machine now would otherwise re-measure the saved entry.
+    args = ("run", make_kit("onnx"), "--backend", "onnxruntime", *QUICK, "--retries", "0")
+    code, err = _run(capfd, *args, "-o", measured)
     assert code == 0, err
     resumed = load_measurements(measured)
     assert resumed.complete
@@ -123,6 +126,78 @@ def test_interrupted_run_keeps_finished_chunks(
     code, err = _run(capfd, *args)
     assert code == 0, err
     assert load_measurements(out).cells[0] == partial.cells[0]
+
+
+def _slowed_calls(monkeypatch: pytest.MonkeyPatch, slowdown: dict[int, float]) -> list[float]:
+    """Make the n-th chunk measured look timed on a slow machine: the reference medians its
+    probe took are scaled by ``slowdown[n]`` (1-based). Returns each call's level."""
+    levels: list[float] = []
+    measure_many = profilers.runner.measure_many
+
+    def slowed(*args: object, reference: ReferenceProbe, **kwargs: object) -> object:
+        first = len(reference.medians_ms)
+        stats = measure_many(*args, reference=reference, **kwargs)  # type: ignore[arg-type]
+        factor = slowdown.get(len(levels) + 1, 1.0)
+        reference.medians_ms[first:] = [m * factor for m in reference.medians_ms[first:]]
+        levels.append(float(np.median(reference.medians_ms[first:])))
+        return stats
+
+    monkeypatch.setattr(profilers.runner, "measure_many", slowed)
+    return levels
+
+
+def _run_split(
+    capfd: pytest.CaptureFixture[str], make_kit: MakeKit, tmp_path: Path, *flags: str
+) -> tuple[MeasurementsFile, str]:
+    """Measure the onnx kit in chunks [cell-small, arch-0] and [cell-big], no settling."""
+    out = tmp_path / "m.json"
+    args = ("run", make_kit("onnx"), "--backend", "onnxruntime", *QUICK, "--chunk", "2")
+    code, err = _run(capfd, *args, "--settle-s", "0", *flags, "-o", out)
+    assert code == 0, err
+    return load_measurements(out), err
+
+
+def test_slow_chunk_is_measured_again(
+    make_kit: MakeKit,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    levels = _slowed_calls(monkeypatch, {1: 3.0})
+    doc, err = _run_split(capfd, make_kit, tmp_path)
+    assert len(levels) == 3  # two chunks, then the slow first chunk again
+    assert "re-measuring 2 entries timed while the machine was slow" in err
+    by_key = {m.key: m for m in (*doc.cells, *doc.archs)}
+    for key in ("cell-small", "arch-0"):
+        assert by_key[key].reference_ms == pytest.approx(levels[2])
+        assert by_key[key].timestamp > by_key["cell-big"].timestamp
+    assert by_key["cell-big"].reference_ms == pytest.approx(levels[1])
+    assert len(doc.reference) > 3 and doc.complete
+
+
+@pytest.mark.parametrize(
+    ("slowdown", "flags", "calls"),
+    [
+        ({1: 3.0, 3: 6.0}, (), 3),  # --retries 1 (the default), and the retry was slower still
+        ({1: 3.0}, ("--retries", "0"), 2),
+    ],
+    ids=["slower-retry", "no-retries"],
+)
+def test_slow_record_is_kept(
+    slowdown: dict[int, float],
+    flags: tuple[str, ...],
+    calls: int,
+    make_kit: MakeKit,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    levels = _slowed_calls(monkeypatch, slowdown)
+    doc, err = _run_split(capfd, make_kit, tmp_path, *flags)
+    assert len(levels) == calls
+    assert ("re-measuring" in err) == (calls > 2)
+    assert doc.cells[0].key == "cell-small"
+    assert doc.cells[0].reference_ms == pytest.approx(levels[0])
 
 
 @pytest.mark.parametrize(
@@ -245,6 +320,9 @@ def test_backend_errors(
         (["--backend", "onnxruntime", "--precision", "bf16"], "cannot run precision 'bf16'"),
         (["--backend", "onnxruntime", "--delegate", tmp_path / "x.so"], "takes no delegate"),
         (["--backend", "onnxruntime", "--runs", "0"], "invalid protocol setting: runs"),
+        (["--backend", "onnxruntime", "--retries", "-1"], "--retries must be >= 0, got -1"),
+        (["--backend", "onnxruntime", "--slow-above", "0"], "--slow-above must be > 0, got 0"),
+        (["--backend", "onnxruntime", "--settle-s", "nan"], "--settle-s must be >= 0, got nan"),
     ]
     for flags, message in cases:
         code, err = _run(capfd, "run", kit, *flags, "-o", out)
