@@ -82,6 +82,10 @@ class SearchSpec(BaseModel):
     formats: list[Literal["onnx", "tflite", "tflite-int8", "openvino"]] = Field(
         default_factory=lambda: ["onnx", "tflite", "tflite-int8"])
     seed: int = 0
+    margin_sigmas: float = Field(
+        default=1.0, ge=0, le=10, allow_inf_nan=False,
+        description="Each budget must hold at the predicted latency plus this many of the "
+        "predictor's standard deviations (0: at the prediction itself).")
     cache_dir: str | None = None
     train_minutes: float | None = Field(
         default=None, gt=0, le=24 * 60, allow_inf_nan=False,
@@ -312,7 +316,7 @@ def _budget(spec: SearchSpec, deploy: Any, report: Progress,
                 report(0.05 * (_n + fraction) / len(spec.targets), f"{_name}: {message}")
 
             predictor = local_predictor(deploy, t.device, spec.cache_root, progress=step)
-        targets.append(Target(t.device.name, predictor, t.budget_ms))
+        targets.append(Target(t.device.name, predictor, t.budget_ms, spec.margin_sigmas))
     return LatencyBudget(targets)
 
 

@@ -138,7 +138,7 @@ def measure_exported(out: Path, devices: Sequence[DeviceProfile], *,
         result[dev.name] = {"measured": True, "file": path.name}
         folder = (profiles or {}).get(dev.name)
         if folder is not None:
-            ref = _reference(folder, scratch)
+            ref = profiling_reference(folder, scratch)
             if ref is not None:
                 refs[dev.name] = ref[1:]
                 runners[f"{dev.name}#reference"] = backend.load(
@@ -162,7 +162,7 @@ def measure_exported(out: Path, devices: Sequence[DeviceProfile], *,
     return result
 
 
-def _reference(folder: Path, scratch: Path) -> tuple[Path, str, float] | None:
+def profiling_reference(folder: Path, scratch: Path) -> tuple[Path, str, float] | None:
     """The profiling run's reference cell: its file (extracted), key and overall median."""
     from profilers.formats import load_measurements, read_manifest
 

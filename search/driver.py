@@ -305,7 +305,7 @@ def _outcome(space: Space, budget: LatencyBudget, runner: _Runner) -> SearchOutc
     best = space.decode(final.best_arch)
     archs = [space.decode(e.arch) for e in evaluated]
     lat = budget.latencies(archs)
-    ratio = np.max([lat[t.name] / t.budget_ms for t in budget.targets], axis=0)
+    ratio = budget.ratio(archs)
     scores = np.array([e.score for e in evaluated])
     pareto = [
         {"arch": evaluated[i].arch, "score": float(scores[i]),

@@ -20,6 +20,9 @@ class TargetResult(BaseModel):
     budget_ms: float
     predicted_ms: float
     predicted_std_ms: float | None
+    # The prediction plus the search's margin (`SearchSpec.margin_sigmas`): what the budget
+    # was checked on.
+    bound_ms: float | None = None
     measured: dict[str, Any]
     error_vs_predicted: float | None
     within_budget_predicted: bool
@@ -67,6 +70,7 @@ class SearchReport(BaseModel):
 
         best, score = chosen or (outcome.best, outcome.best_score)
         latency = {name: float(v[0]) for name, v in budget.latencies([best]).items()}
+        bound = {name: float(v[0]) for name, v in budget.bounds([best]).items()}
         net = build(deploy, best).eval()
         with torch.no_grad():
             flops = count_flops(net, net.example_input())
@@ -83,8 +87,9 @@ class SearchReport(BaseModel):
                                             if s.device.name == t.name),
                 budget_ms=t.budget_ms, predicted_ms=predicted,
                 predicted_std_ms=float(std([best])[0]) if callable(std) else None,
+                bound_ms=bound[t.name],
                 measured=got, error_vs_predicted=(predicted / ms - 1.0) if ms else None,
-                within_budget_predicted=predicted <= t.budget_ms,
+                within_budget_predicted=bound[t.name] <= t.budget_ms,
                 within_budget_measured=(ms <= t.budget_ms) if ms else None))
         return cls(
             arch=deploy.encode(best), space=deploy.name, deploy_params=deploy.params,

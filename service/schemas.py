@@ -207,6 +207,10 @@ class SearchCreate(BaseModel):
                              description="Data set reference for accuracy estimation.")
     limits: SearchLimits = Field(default_factory=SearchLimits)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    margin_sigmas: float = Field(
+        default=1.0, ge=0, le=10, allow_inf_nan=False,
+        description="Each budget must hold at the predicted latency plus this many of the "
+        "predictor's standard deviations (0: at the prediction itself).")
     train_minutes: float | None = Field(
         default=None, gt=0, le=24 * 60, allow_inf_nan=False,
         description="Train the winner this many minutes on `data` after the search; the "

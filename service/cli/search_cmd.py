@@ -44,6 +44,9 @@ def search(
     export: Annotated[str, typer.Option(help="Exported files, comma separated: onnx, tflite, "
                                         "tflite-int8, openvino.")] = "onnx,tflite,tflite-int8",
     seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
+    margin_sigmas: Annotated[float, typer.Option(
+        help="Budgets must hold at the prediction plus this many predicted standard "
+             "deviations (0: at the prediction).")] = 1.0,
     cache: Annotated[Path | None, typer.Option(help="Cache of local profiling runs "
                                                "(default ~/.cache/hwnas).")] = None,
     train_minutes: Annotated[float | None, typer.Option(
@@ -71,7 +74,8 @@ def search(
                      threads=threads, resolution=resolution, predictor=predictor, space=space,
                      param=param, estimator=estimator, checkpoint=checkpoint,
                      strategy=strategy, evaluations=evaluations, stages=stages, keep=keep,
-                     data=data, export=export, seed=seed, cache=cache,
+                     data=data, export=export, seed=seed, margin_sigmas=margin_sigmas,
+                     cache=cache,
                      train_minutes=train_minutes, train_epochs=train_epochs,
                      train_top=train_top)
     _check_names(spec)
@@ -111,8 +115,8 @@ def _spec(*, budget_ms: list[float], device: list[Path] | None, backend: str | N
           threads: int, resolution: int, predictor: list[str] | None, space: str,
           param: list[str] | None, estimator: str, checkpoint: str | None, strategy: str,
           evaluations: int, stages: int, keep: int, data: str | None, export: str, seed: int,
-          cache: Path | None, train_minutes: float | None, train_epochs: int | None,
-          train_top: int) -> object:
+          margin_sigmas: float, cache: Path | None, train_minutes: float | None,
+          train_epochs: int | None, train_top: int) -> object:
     """The `SearchSpec` the command-line options describe."""
     devices = _devices(device, backend, threads, resolution)
     if len(budget_ms) != len(devices):
@@ -130,7 +134,7 @@ def _spec(*, budget_ms: list[float], device: list[Path] | None, backend: str | N
         spec = SearchSpec(
             space=space, space_params=parse_params(space, param), estimator=estimator,
             checkpoint=checkpoint, strategy=strategy, evaluations=evaluations, stages=stages,
-            tailor_keep=keep or None, data=data, seed=seed,
+            tailor_keep=keep or None, data=data, seed=seed, margin_sigmas=margin_sigmas,
             formats=[f.strip() for f in export.split(",") if f.strip()],
             cache_dir=str(cache) if cache else None, train_minutes=train_minutes,
             train_epochs=train_epochs, train_top=train_top,

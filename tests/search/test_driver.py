@@ -123,6 +123,31 @@ def test_multi_device_ratio_is_the_worst(space: Space, predictor: Predictor) -> 
         Target("a", predictor, -1.0)
 
 
+def test_margin_checks_the_budget_above_the_prediction(space: Space, predictor: Predictor,
+                                                       budget: LatencyBudget) -> None:
+    archs = [space.sample(np.random.default_rng(i)) for i in range(32)]
+    ms, std = predictor.predict(archs), predictor.predict_std(archs)
+    assert np.all(std > 0)
+    limit = budget.targets[0].budget_ms
+    guarded = LatencyBudget([Target("cpu", predictor, limit, sigmas=2.0)])
+    assert np.allclose(guarded.ratio(archs), (ms + 2.0 * std) / limit)
+    assert np.allclose(guarded.latencies(archs)["cpu"], ms)  # reports stay the prediction
+    estimator = get_estimator("params", space=space)
+    config = SearchConfig(strategy="evolution", evaluations=24, batch=6, seed=1)
+    out = two_stage(space, estimator, guarded, config)
+    best_ms, best_std = predictor.predict([out.best])[0], predictor.predict_std([out.best])[0]
+    assert best_ms + 2.0 * best_std <= limit
+    assert all(p["feasible"] == (p["ratio"] <= 1.0) for p in out.pareto)
+    # The unreachable-budget error names the fastest latency with and without the margin.
+    fastest = fastest_arch(space, guarded)
+    fast_ms = float(predictor.predict([fastest])[0])
+    tight = LatencyBudget([Target("cpu", predictor, fast_ms * 1.001, sigmas=3.0)])
+    with pytest.raises(UnreachableBudgetError, match=r"ms with the 3-sigma margin"):
+        tight.check_reachable(space)
+    with pytest.raises(ValueError, match="sigmas must be a number in"):
+        Target("cpu", predictor, 1.0, sigmas=-1.0)
+
+
 def test_tailoring_keeps_cheap_and_capable_ops(space: Space, budget: LatencyBudget) -> None:
     estimator = get_estimator("params", space=space)
     result = tailor(space, estimator, budget, keep=3)

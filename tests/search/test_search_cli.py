@@ -40,6 +40,9 @@ def test_search_writes_a_model_and_a_report(capfd: pytest.CaptureFixture[str], c
     report = json.loads((out / "report.json").read_text())
     target = report["targets"][0]
     assert target["within_budget_predicted"] and target["measured"]["measured"]
+    # The default 1-sigma margin: the budget was checked above the prediction.
+    assert target["bound_ms"] == pytest.approx(
+        target["predicted_ms"] + target["predicted_std_ms"]) and target["bound_ms"] <= 50
     assert target["measured"]["median_ms"] > 0 and target["error_vs_predicted"] is not None
     ref = target["measured"]["reference"]  # the profiling run's reference cell, timed beside
     assert target["measured"]["drift_corrected_ms"] == pytest.approx(
@@ -125,6 +128,7 @@ def test_two_devices_one_arch_meets_both(capfd: pytest.CaptureFixture[str], cach
     (["--budget-ms", "5", "--estimator", "nope"], "--estimator: unknown estimator 'nope'"),
     (["--budget-ms", "5", "--backend", "tensorrt"], "--backend: unknown backend"),
     (["--budget-ms", "-1"], "budget_ms: Input should be greater than 0"),
+    (["--budget-ms", "5", "--margin-sigmas", "-1"], "margin_sigmas: Input should be greater"),
     (["--budget-ms", "5", "-p", "classes=3"], "space_params: 'classes' is set by the device"),
 ])
 def test_bad_input_is_one_line(capfd: pytest.CaptureFixture[str], tmp_path: Path,

@@ -138,6 +138,7 @@ def test_searches(client: TestClient, alice: dict[str, str], bob: dict[str, str]
     assert created.status_code == 202, created.text
     search = created.json()
     assert search["state"] == "queued" and search["params"]["params"]["resolution"] == 16
+    assert search["params"]["margin_sigmas"] == 1.0  # the default margin is stored with it
     assert client.get("/v1/searches", headers=alice).json()[0]["id"] == search["id"]
     assert client.post("/v1/searches", json=spec, headers=bob).status_code == 404
     base = f"/v1/searches/{search['id']}"
@@ -158,6 +159,7 @@ def test_searches(client: TestClient, alice: dict[str, str], bob: dict[str, str]
                             "leaves no time for the search"),
                            ({"train_minutes": 1, "train_epochs": 2}, "not both"),
                            ({"train_epochs": 0}, "train_epochs"),
+                           ({"margin_sigmas": -0.5}, "body.margin_sigmas"),
                            ({"formats": []}, "body.formats"),
                            ({"formats": ["onnx", "pdf"]}, "body.formats.1"),
                            ({"formats": ["onnx", "onnx"]}, "listed more than once: onnx"),

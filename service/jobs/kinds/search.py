@@ -67,6 +67,8 @@ def run_search_job(ctx: JobContext) -> dict[str, Any]:
         space=params["space"], space_params=space_params, targets=params["resolved_targets"],
         estimator=params["estimator"], strategy=params["strategy"], data=params["data"],
         evaluations=max(4, params["limits"]["evaluations"]), seed=params["seed"],
+        # Jobs stored before the margin existed searched at the prediction itself.
+        margin_sigmas=params.get("margin_sigmas", 0.0),
         cache_dir=params["cache_dir"], train_minutes=params.get("train_minutes"),
         train_epochs=params.get("train_epochs"), train_top=params.get("train_top", 1),
         # Jobs stored before `formats` existed export SearchSpec's default set.
