@@ -189,14 +189,17 @@ def by_chunk(doc: Any, pool_n: int, held: Samples, fitted: dict[str, Any]
              ) -> list[dict[str, Any]]:
     """fox's and lut's accuracy per runner chunk (archs saved together share a timestamp),
     beside the chunk's median arch CV: where other load hit the machine, both jump."""
-    stamps = [m.timestamp.isoformat()[:19] for m in doc.archs[pool_n:]]
-    cvs = np.array([m.cv for m in doc.archs[pool_n:]])
+    held_archs = doc.archs[pool_n:]
+    stamps = [m.timestamp.isoformat()[:19] for m in held_archs]
+    cvs = np.array([m.cv for m in held_archs])
     rows = []
     for stamp in sorted(set(stamps)):
         mask = np.array([s == stamp for s in stamps])
         sub = held.subset(np.flatnonzero(mask))
+        first = held_archs[int(np.flatnonzero(mask)[0])]
         rows.append({"chunk_saved_at": stamp, "archs": int(mask.sum()),
                      "median_arch_cv": float(np.median(cvs[mask])),
+                     "reference_ms": first.reference_ms, "probe_ms": first.probe_ms,
                      **{f"{k}_within_10pct": evaluate(fitted[k], sub).within_10pct
                         for k in ("lut", "fox")}})
     return rows
@@ -230,8 +233,11 @@ def print_statistic(backend: str, res: dict[str, Any]) -> None:
         print(f"{n:>4} " + " ".join(cells))
     print("held-out archs by runner chunk (other load on the machine shows as arch CV):")
     for row in res["by_chunk"]:
+        levels = f"ref {row.get('reference_ms') or float('nan'):6.3f} ms"
+        if row.get("probe_ms"):
+            levels += f"  probe {row['probe_ms']:7.3f} ms"
         print(f"  {row['chunk_saved_at'][11:19]}  n={row['archs']:<3} arch cv "
-              f"{row['median_arch_cv']:6.1%}  lut {row['lut_within_10pct']:6.1%}  "
+              f"{row['median_arch_cv']:6.1%}  {levels}  lut {row['lut_within_10pct']:6.1%}  "
               f"fox {row['fox_within_10pct']:6.1%} within +-10%")
 
 

@@ -130,6 +130,10 @@ class Measurement(BaseModel):
             chunk was measured: the machine's speed at the time. Dividing by it (times
             the run's overall reference median) removes drift between chunks; None in
             files written before it was recorded.
+        probe_ms: Median of the whole-arch probe (``MeasurementsFile.probe_key``) timed
+            at the start and the end of this entry's chunk. Other load can slow a whole
+            arch (weights beyond the caches) while the small reference cell runs as fast
+            as ever; this level catches such chunks. None without a probe.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -148,6 +152,7 @@ class Measurement(BaseModel):
     cv: float = Field(ge=0)
     runs: int = Field(ge=1)
     reference_ms: float | None = Field(default=None, gt=0)
+    probe_ms: float | None = Field(default=None, gt=0)
     host: HostInfo
     timestamp: datetime
 
@@ -242,6 +247,9 @@ class MeasurementsFile(BaseModel):
         reference_key: The cell re-measured through the run to track the machine's noise.
         reference: Medians (ms) of ``reference_key``, in the order they were taken; their
             spread is the noise floor a predictor's error can be compared with.
+        probe_key: The whole arch timed at the start and end of every chunk (None: the
+            kit has no arch, or the file predates the probe).
+        probe: Its medians (ms), in the order they were taken.
         cells: Measurements of kinds cell, stem, head and fixed (the LUT), in kit order.
         archs: Measurements of whole architectures (predictor validation), separate.
         complete: True once every kit entry is measured.
@@ -256,6 +264,8 @@ class MeasurementsFile(BaseModel):
     host: HostInfo
     reference_key: str | None = None
     reference: list[float] = Field(default_factory=list)
+    probe_key: str | None = None
+    probe: list[float] = Field(default_factory=list)
     cells: list[Measurement] = Field(default_factory=list)
     archs: list[Measurement] = Field(default_factory=list)
     complete: bool = False

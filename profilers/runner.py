@@ -4,10 +4,11 @@
 loads its models on the chosen runtime with fixed threads/precision/device, measures them
 with :func:`profilers.protocol.measure_many` in chunks (the whole architectures spread
 evenly among the LUT entries), and saves after every chunk. Chunks timed while the machine
-was slow (their reference cell more than ``--slow-above`` slower than in the quietest
-chunk) are timed again after a pause, up to ``--retries`` passes, keeping each entry's
-quieter record. Running the same command again resumes: entries already in the output are
-not measured again. An output written with another kit or other settings is never touched.
+was slow (their reference cell, or the whole-arch probe timed at their start and end, more
+than ``--slow-above`` slower than at its quietest) are timed again after a pause, up to
+``--retries`` passes, keeping each entry's quieter record. Running the same command again
+resumes: entries already in the output are not measured again. An output written with
+another kit or other settings is never touched.
 
 It imports the standard library, numpy, pydantic and the one runtime it measures with,
 nothing else (no torch, no other hwnas package), so it runs on an edge board. Every
@@ -24,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -56,10 +58,13 @@ __all__ = ["build_parser", "main", "run_kit"]
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 # Other load on a shared machine or a board only ever adds time, and it comes in spells
-# that drift correction by the reference cell undoes only partly (a busy neighbour slows a
-# whole arch more than a small cell). Chunks timed at a reference level this far above the
-# quietest chunk's are timed again after a pause, and the quieter record of each entry kept.
+# that drift correction by the reference cell undoes only partly: a busy neighbour can slow
+# a whole arch (weights beyond the caches) by a third while the small reference cell runs
+# as fast as ever, so a whole arch of the kit is timed at each chunk's start and end too.
+# Chunks where either probe ran this far above its quietest level are timed again after a
+# pause, and each entry keeps its record from the quieter machine.
 SLOW_ABOVE = 0.15
+RETRIES = 2
 SETTLE_S = 20.0
 
 
@@ -98,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--reference", help="key of the reference cell (default: the first cell)")
     run.add_argument(
-        "--retries", type=int, default=1,
-        help="passes re-measuring chunks timed while the machine was slow (1)",
+        "--retries", type=int, default=RETRIES,
+        help=f"passes re-measuring chunks timed while the machine was slow ({RETRIES})",
     )
     run.add_argument(
         "--slow-above", type=float, default=SLOW_ABOVE,
@@ -288,6 +293,8 @@ def run_kit(args: argparse.Namespace) -> int:
         load = _Loader(backend, folder, args, args.precision or manifest.precision)
         reference = _reference_entry(manifest, existing, args.reference, load)
         probe = ReferenceProbe(load(reference))
+        probe_entry = _probe_entry(manifest, existing)
+        arch_probe = _arch_probe(probe_entry, load)
         doc = MeasurementsFile(
             kit=KitRef.of(manifest),
             settings=BackendSettings(
@@ -301,6 +308,7 @@ def run_kit(args: argparse.Namespace) -> int:
             protocol=protocol,
             host=HostInfo.current(),
             reference_key=reference.key,
+            probe_key=probe_entry.key if arch_probe is not None and probe_entry else None,
         )
         if existing is not None:
             differences = _differences(existing, doc)
@@ -310,9 +318,37 @@ def run_kit(args: argparse.Namespace) -> int:
                     "use the same kit and settings, or another -o"
                 )
             doc = existing
+        # The probes' series are the file's own lists: every median taken is saved with it.
         probe.medians_ms = doc.reference
+        probes = _Probes(probe, arch_probe)
+        if arch_probe is not None:
+            arch_probe.medians_ms = doc.probe
         save_measurements(args.output, doc)  # claims the output (and checks it is writable)
-        return _measure_kit(manifest, doc, load, probe, args)
+        return _measure_kit(manifest, doc, load, probes, args)
+
+
+@dataclass
+class _Probes:
+    """The reference cell, timed after every round, and the whole-arch probe, timed at the
+    start and end of every chunk (None when the kit has no arch)."""
+
+    cell: ReferenceProbe
+    arch: ReferenceProbe | None
+
+
+def _probe_entry(manifest: KitManifest, existing: MeasurementsFile | None) -> KitEntry | None:
+    """The kit's first arch, or the one a resumed file used (None before probes existed)."""
+    if existing is not None and existing.count():
+        key = existing.probe_key
+        return next((e for e in manifest.entries if e.key == key), None)
+    return next((e for e in manifest.entries if e.kind == "arch"), None)
+
+
+def _arch_probe(entry: KitEntry | None, load: _Loader) -> ReferenceProbe | None:
+    try:
+        return ReferenceProbe(load(entry)) if entry is not None else None
+    except ModelLoadError:
+        return None  # reported, with what was measured before it, when its chunk loads
 
 
 def _reference_entry(
@@ -357,7 +393,7 @@ def _measure_kit(
     manifest: KitManifest,
     doc: MeasurementsFile,
     load: _Loader,
-    probe: ReferenceProbe,
+    probes: _Probes,
     args: argparse.Namespace,
 ) -> int:
     done = doc.keys()
@@ -366,7 +402,7 @@ def _measure_kit(
     # A finished run is not re-measured: resuming it only reports it again.
     retries = 0 if doc.complete else args.retries
     try:
-        _measure_chunks(chunks, doc, load, probe, args, order)
+        _measure_chunks(chunks, doc, load, probes, args, order)
         for _ in range(retries):
             slow = _slow_entries(manifest, doc, args.slow_above)
             if not slow:
@@ -374,7 +410,7 @@ def _measure_kit(
             if not args.quiet:
                 print(_slow_message(doc, slow, args), file=sys.stderr)
             time.sleep(args.settle_s)
-            _measure_chunks(_chunks(slow, args.chunk), doc, load, probe, args, order)
+            _measure_chunks(_chunks(slow, args.chunk), doc, load, probes, args, order)
     except KeyboardInterrupt:
         print(
             f"error: interrupted; {doc.count()} of {len(manifest.entries)} entries are saved in "
@@ -393,14 +429,14 @@ def _measure_chunks(
     chunks: list[list[KitEntry]],
     doc: MeasurementsFile,
     load: _Loader,
-    probe: ReferenceProbe,
+    probes: _Probes,
     args: argparse.Namespace,
     order: dict[str, int],
 ) -> None:
     """Measure ``chunks`` one after another, saving ``doc`` after each.
 
-    An entry measured before (a re-measuring pass) keeps whichever record was taken at the
-    lower reference level, i.e. while the machine was quieter.
+    An entry measured before (a re-measuring pass) keeps whichever record was taken while
+    the machine was quieter (`_slowness`).
     """
     steps = [len(chunk) * (1 + doc.protocol.rounds) for chunk in chunks]
     printer = ProgressPrinter(sys.stderr, planned=sum(steps), quiet=args.quiet)
@@ -408,20 +444,29 @@ def _measure_chunks(
         for chunk, planned in zip(chunks, steps, strict=True):
             printer.start_chunk(planned)
             runners = {entry.key: load(entry) for entry in chunk}
-            first = len(probe.medians_ms)
-            stats = measure_many(runners, doc.protocol, progress=printer.update, reference=probe)
+            first = len(probes.cell.medians_ms)
+            runs = doc.protocol.reference_runs
+            start = probes.arch.sample(runs) if probes.arch is not None else None
+            stats = measure_many(
+                runners, doc.protocol, progress=printer.update, reference=probes.cell
+            )
             del runners
             printer.chunk_done()
-            level = float(np.median(probe.medians_ms[first:]))
+            level = float(np.median(probes.cell.medians_ms[first:]))
+            arch_level = None
+            if probes.arch is not None and start is not None:
+                arch_level = (start + probes.arch.sample(runs)) / 2
             old = {m.key: m for m in (*doc.cells, *doc.archs)}
             for entry in chunk:
-                record = _measurement(entry, stats[entry.key], doc, level)
+                record = _measurement(entry, stats[entry.key], doc, level, arch_level)
                 previous = old.get(entry.key)
+                listing = doc.archs if entry.kind == "arch" else doc.cells
                 if previous is None:
-                    (doc.archs if entry.kind == "arch" else doc.cells).append(record)
-                elif previous.reference_ms is not None and level < previous.reference_ms:
-                    listing = doc.archs if entry.kind == "arch" else doc.cells
-                    listing[listing.index(previous)] = record
+                    listing.append(record)
+                else:
+                    quietest = _quietest(doc)
+                    if _slowness(record, quietest) < _slowness(previous, quietest):
+                        listing[listing.index(previous)] = record
             doc.cells.sort(key=lambda m: order[m.key])
             doc.archs.sort(key=lambda m: order[m.key])
             save_measurements(args.output, doc)
@@ -429,29 +474,54 @@ def _measure_chunks(
         printer.close()
 
 
+def _quietest(doc: MeasurementsFile) -> tuple[float | None, float | None]:
+    """The lowest reference-cell and whole-arch-probe levels of any record of the run."""
+    records = (*doc.cells, *doc.archs)
+    cell = [m.reference_ms for m in records if m.reference_ms is not None]
+    arch = [m.probe_ms for m in records if m.probe_ms is not None]
+    return (min(cell) if cell else None), (min(arch) if arch else None)
+
+
+def _slowness(m: Measurement, quietest: tuple[float | None, float | None]) -> float:
+    """How much slower the machine was for ``m`` than at its quietest: the larger of the
+    two probes' ratios (1.0: as quiet as ever; a record without levels counts as quiet)."""
+    ratios = [
+        level / low
+        for level, low in ((m.reference_ms, quietest[0]), (m.probe_ms, quietest[1]))
+        if level is not None and low is not None
+    ]
+    return max(ratios, default=1.0)
+
+
 def _slow_entries(
     manifest: KitManifest, doc: MeasurementsFile, slow_above: float
 ) -> list[KitEntry]:
-    """Kit entries whose record was taken at a reference level more than ``slow_above``
-    above the quietest level of the run (records without a level are never slow)."""
-    levels = {m.key: m.reference_ms for m in (*doc.cells, *doc.archs) if m.reference_ms}
-    if not levels:
-        return []
-    limit = min(levels.values()) * (1 + slow_above)
-    return [entry for entry in manifest.entries if levels.get(entry.key, 0.0) > limit]
+    """Kit entries whose record was taken while either probe was more than ``slow_above``
+    slower than at its quietest in the run."""
+    quietest = _quietest(doc)
+    slow = {
+        m.key for m in (*doc.cells, *doc.archs) if _slowness(m, quietest) > 1 + slow_above
+    }
+    return [entry for entry in manifest.entries if entry.key in slow]
 
 
 def _slow_message(doc: MeasurementsFile, slow: list[KitEntry], args: argparse.Namespace) -> str:
-    levels = [m.reference_ms for m in (*doc.cells, *doc.archs) if m.reference_ms]
+    cell, arch = _quietest(doc)
+    quiet = f"reference {doc.reference_key} {cell:.3f} ms" if cell is not None else ""
+    if arch is not None:
+        quiet += f", probe {doc.probe_key} {arch:.3f} ms"
     return (
-        f"re-measuring {len(slow)} entries timed while the machine was slow (reference "
-        f"{doc.reference_key} above {min(levels) * (1 + args.slow_above):.3f} ms, quietest "
-        f"{min(levels):.3f} ms), after {args.settle_s:g} s"
+        f"re-measuring {len(slow)} entries timed while the machine was slow (a probe more "
+        f"than {args.slow_above:.0%} above its quietest: {quiet}), after {args.settle_s:g} s"
     )
 
 
 def _measurement(
-    entry: KitEntry, stats: Stats, doc: MeasurementsFile, reference_ms: float
+    entry: KitEntry,
+    stats: Stats,
+    doc: MeasurementsFile,
+    reference_ms: float,
+    probe_ms: float | None,
 ) -> Measurement:
     settings = doc.settings
     return Measurement(
@@ -469,6 +539,7 @@ def _measurement(
         cv=stats.cv,
         runs=stats.runs,
         reference_ms=reference_ms,
+        probe_ms=probe_ms,
         host=doc.host,
         timestamp=datetime.now(UTC),
     )
