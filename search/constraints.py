@@ -5,10 +5,9 @@ feasible when every target's predicted latency, plus ``sigmas`` of the predictor
 uncertainty (``predict_std``), is within its budget. With no margin a search's winner sits
 right at the budget and, the prediction error being two-sided, measures over it about half
 the time; one sigma makes "under budget" the likely outcome at a small cost in room.
-Several targets
-make a multi-device search: the arch returned meets all of them (none of the papers in
-`PAPERS.md` does this; it is the natural generalisation of a single budget, taking the
-worst device's ratio).
+Several targets make a multi-device search: the arch returned meets all of them (none of
+the papers in `PAPERS.md` does this; it is the natural generalisation of a single budget,
+taking the worst device's ratio).
 """
 
 from __future__ import annotations
