@@ -18,14 +18,12 @@ expected failure is one line ``error: ...`` on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -48,6 +46,15 @@ from profilers.formats import (
     read_kit,
     read_manifest,
     save_measurements,
+)
+from profilers.probes import (
+    Probes,
+    arch_probe,
+    probe_entry,
+    quietest_levels,
+    reference_entry,
+    slow_entries,
+    slowness,
 )
 from profilers.progress import ProgressPrinter
 from profilers.protocol import ReferenceProbe, Stats, measure_many
@@ -291,10 +298,10 @@ def run_kit(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="hwnas-kit-") as tmp:
         manifest, folder = read_kit(args.kit, tmp)
         load = _Loader(backend, folder, args, args.precision or manifest.precision)
-        reference = _reference_entry(manifest, existing, args.reference, load)
+        reference = reference_entry(manifest, existing, args.reference, load)
         probe = ReferenceProbe(load(reference))
-        probe_entry = _probe_entry(manifest, existing)
-        arch_probe = _arch_probe(probe_entry, load)
+        entry_of_probe = probe_entry(manifest, existing)
+        arch = arch_probe(entry_of_probe, load)
         doc = MeasurementsFile(
             kit=KitRef.of(manifest),
             settings=BackendSettings(
@@ -308,7 +315,7 @@ def run_kit(args: argparse.Namespace) -> int:
             protocol=protocol,
             host=HostInfo.current(),
             reference_key=reference.key,
-            probe_key=probe_entry.key if arch_probe is not None and probe_entry else None,
+            probe_key=entry_of_probe.key if arch is not None and entry_of_probe else None,
         )
         if existing is not None:
             differences = _differences(existing, doc)
@@ -320,80 +327,18 @@ def run_kit(args: argparse.Namespace) -> int:
             doc = existing
         # The probes' series are the file's own lists: every median taken is saved with it.
         probe.medians_ms = doc.reference
-        probes = _Probes(probe, arch_probe)
-        if arch_probe is not None:
-            arch_probe.medians_ms = doc.probe
+        probes = Probes(probe, arch)
+        if arch is not None:
+            arch.medians_ms = doc.probe
         save_measurements(args.output, doc)  # claims the output (and checks it is writable)
         return _measure_kit(manifest, doc, load, probes, args)
-
-
-@dataclass
-class _Probes:
-    """The reference cell, timed after every round, and the whole-arch probe, timed at the
-    start and end of every chunk (None when the kit has no arch)."""
-
-    cell: ReferenceProbe
-    arch: ReferenceProbe | None
-
-
-def _probe_entry(manifest: KitManifest, existing: MeasurementsFile | None) -> KitEntry | None:
-    """The kit's first arch, or the one a resumed file used (None before probes existed)."""
-    if existing is not None and existing.count():
-        key = existing.probe_key
-        return next((e for e in manifest.entries if e.key == key), None)
-    return next((e for e in manifest.entries if e.kind == "arch"), None)
-
-
-def _arch_probe(entry: KitEntry | None, load: _Loader) -> ReferenceProbe | None:
-    try:
-        return ReferenceProbe(load(entry)) if entry is not None else None
-    except ModelLoadError:
-        return None  # reported, with what was measured before it, when its chunk loads
-
-
-def _reference_entry(
-    manifest: KitManifest, existing: MeasurementsFile | None, wanted: str | None, load: _Loader
-) -> KitEntry:
-    key = existing.reference_key if existing is not None else wanted
-    entries = {entry.key: entry for entry in manifest.entries}
-    if key is None:
-        cells = [entry for entry in manifest.entries if entry.kind == "cell"]
-        return _pick_reference(cells or manifest.entries, load)
-    if key not in entries:
-        raise ProfilerError(f"reference key {key!r} is not in the kit")
-    return entries[key]
-
-
-# The reference is timed after every round, so it should be long enough for its median
-# to be steady and short enough to cost little: about 2 ms (a 0.2 ms cell was bimodal).
-REFERENCE_TARGET_MS = 2.0
-REFERENCE_CANDIDATES = 12
-
-
-def _pick_reference(entries: Sequence[KitEntry], load: _Loader) -> KitEntry:
-    """The candidate (evenly spread over ``entries``) whose quick median is nearest 2 ms."""
-    step = max(1, len(entries) // REFERENCE_CANDIDATES)
-    best, best_distance = entries[0], math.inf
-    for entry in entries[::step][:REFERENCE_CANDIDATES]:
-        try:
-            runner = load(entry)
-        except ModelLoadError:
-            continue  # reported, with what was measured before it, when its chunk loads
-        prepared = runner.prepare(runner.example_input())
-        runner.run(prepared)
-        median = float(np.median([runner.time_ms(prepared) for _ in range(3)]))
-        # Distance on a log scale: 1 ms and 4 ms are equally far from 2 ms.
-        distance = abs(math.log(max(median, 1e-6) / REFERENCE_TARGET_MS))
-        if distance < best_distance:
-            best, best_distance = entry, distance
-    return best
 
 
 def _measure_kit(
     manifest: KitManifest,
     doc: MeasurementsFile,
     load: _Loader,
-    probes: _Probes,
+    probes: Probes,
     args: argparse.Namespace,
 ) -> int:
     done = doc.keys()
@@ -404,11 +349,12 @@ def _measure_kit(
     try:
         _measure_chunks(chunks, doc, load, probes, args, order)
         for _ in range(retries):
-            slow = _slow_entries(manifest, doc, args.slow_above)
+            quietest = quietest_levels(doc)
+            slow = slow_entries(manifest, doc, quietest, args.slow_above)
             if not slow:
                 break
             if not args.quiet:
-                print(_slow_message(doc, slow, args), file=sys.stderr)
+                print(_slow_message(doc, slow, quietest, args), file=sys.stderr)
             time.sleep(args.settle_s)
             _measure_chunks(_chunks(slow, args.chunk), doc, load, probes, args, order)
     except KeyboardInterrupt:
@@ -429,14 +375,14 @@ def _measure_chunks(
     chunks: list[list[KitEntry]],
     doc: MeasurementsFile,
     load: _Loader,
-    probes: _Probes,
+    probes: Probes,
     args: argparse.Namespace,
     order: dict[str, int],
 ) -> None:
     """Measure ``chunks`` one after another, saving ``doc`` after each.
 
     An entry measured before (a re-measuring pass) keeps whichever record was taken while
-    the machine was quieter (`_slowness`).
+    the machine was quieter (`profilers.probes.slowness`).
     """
     steps = [len(chunk) * (1 + doc.protocol.rounds) for chunk in chunks]
     printer = ProgressPrinter(sys.stderr, planned=sum(steps), quiet=args.quiet)
@@ -457,16 +403,18 @@ def _measure_chunks(
             if probes.arch is not None and start is not None:
                 arch_level = (start + probes.arch.sample(runs)) / 2
             old = {m.key: m for m in (*doc.cells, *doc.archs)}
+            # One baseline for the whole chunk: the run's quietest levels so far or this
+            # chunk's own, whichever is lower.
+            run_cell, run_arch = quietest_levels(doc)
+            quietest = (_lowest(level, run_cell), _lowest(arch_level, run_arch))
             for entry in chunk:
                 record = _measurement(entry, stats[entry.key], doc, level, arch_level)
                 previous = old.get(entry.key)
                 listing = doc.archs if entry.kind == "arch" else doc.cells
                 if previous is None:
                     listing.append(record)
-                else:
-                    quietest = _quietest(doc)
-                    if _slowness(record, quietest) < _slowness(previous, quietest):
-                        listing[listing.index(previous)] = record
+                elif slowness(record, quietest) < slowness(previous, quietest):
+                    listing[listing.index(previous)] = record
             doc.cells.sort(key=lambda m: order[m.key])
             doc.archs.sort(key=lambda m: order[m.key])
             save_measurements(args.output, doc)
@@ -474,39 +422,17 @@ def _measure_chunks(
         printer.close()
 
 
-def _quietest(doc: MeasurementsFile) -> tuple[float | None, float | None]:
-    """The lowest reference-cell and whole-arch-probe levels of any record of the run."""
-    records = (*doc.cells, *doc.archs)
-    cell = [m.reference_ms for m in records if m.reference_ms is not None]
-    arch = [m.probe_ms for m in records if m.probe_ms is not None]
-    return (min(cell) if cell else None), (min(arch) if arch else None)
+def _lowest(*levels: float | None) -> float | None:
+    return min((v for v in levels if v is not None), default=None)
 
 
-def _slowness(m: Measurement, quietest: tuple[float | None, float | None]) -> float:
-    """How much slower the machine was for ``m`` than at its quietest: the larger of the
-    two probes' ratios (1.0: as quiet as ever; a record without levels counts as quiet)."""
-    ratios = [
-        level / low
-        for level, low in ((m.reference_ms, quietest[0]), (m.probe_ms, quietest[1]))
-        if level is not None and low is not None
-    ]
-    return max(ratios, default=1.0)
-
-
-def _slow_entries(
-    manifest: KitManifest, doc: MeasurementsFile, slow_above: float
-) -> list[KitEntry]:
-    """Kit entries whose record was taken while either probe was more than ``slow_above``
-    slower than at its quietest in the run."""
-    quietest = _quietest(doc)
-    slow = {
-        m.key for m in (*doc.cells, *doc.archs) if _slowness(m, quietest) > 1 + slow_above
-    }
-    return [entry for entry in manifest.entries if entry.key in slow]
-
-
-def _slow_message(doc: MeasurementsFile, slow: list[KitEntry], args: argparse.Namespace) -> str:
-    cell, arch = _quietest(doc)
+def _slow_message(
+    doc: MeasurementsFile,
+    slow: list[KitEntry],
+    quietest: tuple[float | None, float | None],
+    args: argparse.Namespace,
+) -> str:
+    cell, arch = quietest
     quiet = f"reference {doc.reference_key} {cell:.3f} ms" if cell is not None else ""
     if arch is not None:
         quiet += f", probe {doc.probe_key} {arch:.3f} ms"
