@@ -1,9 +1,11 @@
 """int8 vs fp32 TFLite on LiteRT/XNNPACK: whole archs and single blocks, one interleaved run.
 
 For each arch of `mbv2` (224x224, `--width`; the `train_winner` winner when its result
-file exists, plus `--archs` seeded random ones) three files are written from the same
-weights: fp32, int8 from litert-torch's `PT2EQuantizer` as shipped (the reference: what
-hwnas exported before `models.quantize`), and int8 as hwnas exports it now. Each int8
+file exists, plus `--archs` seeded random ones) four files are written from the same
+weights: fp32 as litert-torch converts the module (the reference: what hwnas exported
+before `models.xnnpack` banded 7x7 depthwise filters), fp32 as hwnas exports it now, int8
+from litert-torch's `PT2EQuantizer` as shipped (the reference: what hwnas exported before
+`models.quantize` and `models.xnnpack`), and int8 as hwnas exports it now. Each int8
 file's graph is described (XNNPACK partitions, ops left in float or on TFLite's own
 kernels), and all files are timed together in interleaved rounds on LiteRT with
 `--threads` threads, so the int8/fp32 ratios share the machine's drift.
@@ -87,11 +89,16 @@ def _settle_bn(net: nn.Module, shape: tuple[int, ...]) -> nn.Module:
     return net.eval()
 
 
-def _three_files(net: nn.Module, shape: tuple[int, ...], folder: Path) -> dict[str, Path]:
+def _four_files(net: nn.Module, shape: tuple[int, ...], folder: Path) -> dict[str, Path]:
+    import litert_torch
+
     folder.mkdir(parents=True, exist_ok=True)
     example = torch.randn(*shape)
     calibration = torch.randn(8, *shape[1:])
+    plain = folder / "fp32-plain.tflite"
+    litert_torch.convert(net, (example,)).export(str(plain))
     return {
+        "fp32 plain": plain,
         "fp32": export_tflite(net, example, folder / "fp32.tflite"),
         "int8 shipped": _shipped_int8(net, example, folder / "int8-shipped.tflite",
                                       calibration),
@@ -134,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exporting {name}", flush=True)
         shape = space.input_shape.nchw()
         net = _settle_bn(build(space, space.decode(text)), shape)
-        for fmt, path in _three_files(net, shape, work / name.replace(" ", "-")).items():
+        for fmt, path in _four_files(net, shape, work / name.replace(" ", "-")).items():
             files[f"{name}/{fmt}"] = path
-            if fmt != "fp32":
+            if fmt.startswith("int8"):
                 graphs[f"{name}/{fmt}"] = describe_graph(path)
     for in_ch, res, expand in BLOCK_SHAPES:
         for kernel in (3, 5, 7):
@@ -145,19 +152,20 @@ def main(argv: list[str] | None = None) -> int:
                 spec = MBConvSpec(in_ch, in_ch, 1, kernel, expand, True, act)
                 net = _settle_bn(MBConv(spec), (1, in_ch, res, res))
                 folder = work / name.replace(" ", "-")
-                for fmt, path in _three_files(net, (1, in_ch, res, res), folder).items():
+                for fmt, path in _four_files(net, (1, in_ch, res, res), folder).items():
                     if fmt != "int8 shipped":
                         files[f"{name}/{fmt}"] = path
     print(f"timing {len(files)} files in interleaved rounds", flush=True)
     ms = _time(files, args.threads, args.runs)
 
     rows: list[dict[str, Any]] = []
-    print(f"\n{'model':<40} {'fp32 ms':>8} {'int8 shipped':>13} {'int8 hwnas':>11} "
-          f"{'hwnas/fp32':>10}  graph (hwnas int8; shipped)")
+    print(f"\n{'model':<40} {'fp32 plain':>10} {'fp32 ms':>8} {'int8 shipped':>13} "
+          f"{'int8 hwnas':>11} {'int8/fp32':>9}  graph (hwnas int8; shipped)")
     for name in [*archs, *sorted({k.rsplit('/', 1)[0] for k in files} - set(archs))]:
         fp32, hwnas = ms[f"{name}/fp32"], ms[f"{name}/int8 hwnas"]
         shipped = ms.get(f"{name}/int8 shipped")
-        row = {"model": name, "arch": archs.get(name), "fp32_ms": fp32,
+        plain = ms[f"{name}/fp32 plain"]
+        row = {"model": name, "arch": archs.get(name), "fp32_plain_ms": plain, "fp32_ms": fp32,
                "int8_shipped_ms": shipped, "int8_hwnas_ms": hwnas, "int8_over_fp32": hwnas / fp32,
                "graph_hwnas": graphs.get(f"{name}/int8 hwnas"),
                "graph_shipped": graphs.get(f"{name}/int8 shipped")}
@@ -166,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['graph_hwnas']['partitions']} partition(s), {row['graph_hwnas']['float_ops']} "
             f"float ops; {row['graph_shipped']['partitions']} partitions, "
             f"{row['graph_shipped']['float_ops']} float ops")
-        print(f"{name:<40} {fp32:>8.3f} {'' if shipped is None else f'{shipped:.3f}':>13} "
-              f"{hwnas:>11.3f} {hwnas / fp32:>10.2f}  {graph}")
+        print(f"{name:<40} {plain:>10.3f} {fp32:>8.3f} "
+              f"{'' if shipped is None else f'{shipped:.3f}':>13} {hwnas:>11.3f} "
+              f"{hwnas / fp32:>9.2f}  {graph}")
     result = {"benchmark": "int8_export", "date": datetime.now(UTC).isoformat(),
               "host": HostInfo.current().model_dump(), "settings": {
                   k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

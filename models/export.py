@@ -11,7 +11,9 @@ int8 is post-training static quantisation in PyTorch 2 Export (PT2E) form (Jacob
 Inference", 2018): litert-torch's `PT2EQuantizer` with symmetric per-channel int8 weights
 and per-tensor affine int8 activations (histogram observers), BN folded into the convs by
 `prepare_pt2e`. `models.quantize` fills the quantizer's gaps (residual adds, h-sigmoid,
-h-swish) so an MBConv graph runs in int8 end to end, in one XNNPACK partition.
+h-swish) so an MBConv graph runs in int8 end to end, in one XNNPACK partition. Both
+TFLite files split depthwise filters larger than 5x5 into row bands (`models.xnnpack`):
+XNNPACK runs a 7x7 one 15-90x slower than a 5x5.
 
 Heavy packages are imported inside the functions; a missing one raises `ExportError`
 naming the pip extra to install.
@@ -38,6 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .xnnpack import xnnpack_ready
+
+# Revision of the graphs the TFLite exporters write; bumped when a rewrite changes their
+# latency (2: wide depthwise filters banded), so caches keyed on it re-measure.
+TFLITE_GRAPHS = 2
 FORMATS: tuple[str, ...] = ("onnx", "tflite", "tflite-int8", "openvino")
 FILE_NAMES: dict[str, str] = {
     "onnx": "model.onnx",
@@ -163,7 +170,7 @@ def export_tflite(module: nn.Module, example: torch.Tensor, path: str | Path) ->
     """
     litert_torch = _require("litert_torch", extra="export", what="TFLite export")
     with _exporting("tflite", module, example, path) as out:
-        litert_torch.convert(module, (example,)).export(str(out))
+        litert_torch.convert(xnnpack_ready(module), (example,)).export(str(out))
     return out
 
 
@@ -195,7 +202,7 @@ def export_tflite_int8(module: nn.Module, example: torch.Tensor, path: str | Pat
 
     with _exporting("tflite-int8", module, example, path) as out:
         quantizer = int8_quantizer()
-        graph = torch.export.export(int8_ready(module).eval(), (example,)).module()
+        graph = torch.export.export(int8_ready(xnnpack_ready(module)), (example,)).module()
         prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)  # folds BN into convs
         with torch.no_grad():
             for cal in batches:

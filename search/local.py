@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models.export import TFLITE_GRAPHS
 from profilers.device import DeviceProfile
 from spaces import Space
 
@@ -32,8 +33,11 @@ class ProfilingInterrupted(Exception):
 
 def cache_dir(root: Path, space: Space, device: DeviceProfile) -> Path:
     """The cache folder of one space (with its parameters) on one device's settings."""
-    ident = {"space": space.name, "params": space.params,
-             "device": device.model_dump(exclude={"name", "hardware", "schema_version"})}
+    ident: dict[str, object] = {
+        "space": space.name, "params": space.params,
+        "device": device.model_dump(exclude={"name", "hardware", "schema_version"})}
+    if device.backend == "tflite":  # a kit measured on older TFLite graphs is not reused
+        ident["tflite_graphs"] = TFLITE_GRAPHS
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
     return root / f"{space.name}-{device.backend}-{digest}"
 

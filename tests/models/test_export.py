@@ -36,18 +36,20 @@ INT8_REL_L2 = 0.1
 
 
 class _TinyNet(nn.Module):
-    """Stem conv-BN-h-swish and one of the space's own MBConv blocks (expand, depthwise,
-    SE, project, residual), pooled into a classifier."""
+    """Stem conv-BN-h-swish, one of the space's own MBConv blocks (expand, depthwise, SE,
+    project, residual) and a strided 7x7 one (banded in TFLite files: `models.xnnpack`),
+    pooled into a classifier."""
 
     def __init__(self, ch: int = 32, expand: int = 3, classes: int = 10) -> None:
         super().__init__()
         self.stem = conv_bn(3, ch, 3, 2, act="hswish")
         self.block = MBConv(MBConvSpec(ch, ch, 1, 3, expand, True, "hswish"))
+        self.wide = MBConv(MBConvSpec(ch, ch, 2, 7, expand, False, "relu"))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(ch, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.block(self.stem(x))
+        x = self.wide(self.block(self.stem(x)))
         return self.head(torch.flatten(self.pool(x), 1))
 
 
@@ -142,6 +144,21 @@ def test_tflite_equals_torch_with_nchw_float_io(net: nn.Module, tflite_file: Pat
     assert tuple(inp["shape"]) == SHAPE  # litert-torch keeps NCHW; transposes are inside
     assert np.dtype(inp["dtype"]) == np.float32
     _assert_matches_torch(net, tflite_file, _inputs(4, seed=7))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["fp32", "int8"])
+def test_tflite_depthwise_filters_stay_within_xnnpack_fast_kernels(
+        which: str, tflite_file: Path, int8_file: Path) -> None:
+    interpreter_mod = pytest.importorskip("ai_edge_litert.interpreter")
+    interpreter = interpreter_mod.Interpreter(
+        model_path=str(tflite_file if which == "fp32" else int8_file), num_threads=1)
+    interpreter.allocate_tensors()
+    shapes = {t["index"]: tuple(t["shape"]) for t in interpreter.get_tensor_details()}
+    filters = [shapes[op["inputs"][1]] for op in interpreter._get_ops_details()
+               if op["op_name"] == "DEPTHWISE_CONV_2D"]
+    taps = sorted(kh * kw for _, kh, kw, _ in filters)  # TFLite filters are 1 x H x W x C
+    assert taps == [7, 9, 21, 21]  # the 3x3 block's, and the 7x7 one's bands
 
 
 def test_two_threads_give_the_same_results(fp32_files: dict[str, Path],

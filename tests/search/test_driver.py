@@ -14,10 +14,11 @@ import pytest
 
 from latency import Predictor
 from profilers.device import DeviceProfile
+from search import local
 from search.constraints import LatencyBudget, Target, UnreachableBudgetError, fastest_arch
 from search.driver import SearchCancelled, SearchConfig, one_stage, pareto_front, two_stage
 from search.estimators import get_estimator
-from search.local import local_predictor
+from search.local import cache_dir, local_predictor
 from search.strategies import list_strategies
 from search.tailor import tailor
 from spaces import Arch, Space, get_space
@@ -48,6 +49,15 @@ def test_local_predictor_is_cached(space: Space, predictor: Predictor, tmp_path:
     assert predictor.kind == "fox" and predictor.e2e_samples == 12
     ms = predictor.predict([space.default()])
     assert ms.shape == (1,) and 0 < ms[0] < 1000
+
+
+def test_tflite_caches_are_keyed_on_the_exporters_graph_revision(
+        space: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tflite = DeviceProfile(name="edge", backend="tflite", resolution=16)
+    before = {d.backend: cache_dir(tmp_path, space, d) for d in (DEVICE, tflite)}
+    monkeypatch.setattr(local, "TFLITE_GRAPHS", local.TFLITE_GRAPHS + 1)
+    assert cache_dir(tmp_path, space, tflite) != before["tflite"]
+    assert cache_dir(tmp_path, space, DEVICE) == before["onnxruntime"]
 
 
 @pytest.mark.parametrize("strategy", list_strategies())
