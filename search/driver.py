@@ -166,13 +166,20 @@ class _Runner:
             return space.decode(done["best_arch"])
         if hasattr(self.estimator, "prepare"):
             self.estimator.prepare(space, progress=self.progress, should_stop=self.should_stop)
-        strategy = get_strategy(self.config.strategy, space, seed=self.config.seed,
-                                constraint=self.budget, **self.config.strategy_options)
         live = self.ckpt.state.get("live")
         if live and live["stage"] == name:
+            # The saved hyper-parameters, not today's sizing of them: a stage started
+            # before `budget_params` changed resumes as it began.
+            strategy = get_strategy(self.config.strategy, space, seed=self.config.seed,
+                                    constraint=self.budget,
+                                    **{**live["strategy"]["params"],
+                                       **self.config.strategy_options})
             strategy.load_state_dict(live["strategy"])
             used, asked, seconds = live["used"], live["asked"], live["seconds"]
         else:
+            strategy = get_strategy(self.config.strategy, space, seed=self.config.seed,
+                                    constraint=self.budget, calls=calls,
+                                    **self.config.strategy_options)
             used, asked, seconds = 0, 0, 0.0
         start = time.monotonic() - seconds
         # Asks are capped so a converged strategy that only proposes known archs ends.

@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -130,6 +130,13 @@ class Strategy(ABC):
         self._pending: dict[Arch, None] = {}
 
     # --- hooks for subclasses ---------------------------------------------------------
+
+    @classmethod
+    def budget_params(cls, calls: int, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Hyper-parameters scaled to a search of `calls` estimator calls, for the ones not
+        in `given` (the caller's own, which win). Defaults sized for long searches (SPOS's
+        population of 50) would otherwise spend a short one before the strategy starts."""
+        return {}
 
     @property
     def params(self) -> dict[str, Any]:
@@ -349,8 +356,13 @@ def strategy_params(name: str) -> dict[str, object]:
 
 
 def get_strategy(name: str, space: Space, *, seed: int = 0,
-                 constraint: Constraint | None = None, **params: Any) -> Strategy:
+                 constraint: Constraint | None = None, calls: int | None = None,
+                 **params: Any) -> Strategy:
     """Build the strategy registered as `name` over `space`.
+
+    `calls`, the estimator calls the search will make, sizes the hyper-parameters not in
+    `params` that depend on the length of the search (`Strategy.budget_params`); None
+    keeps the strategy's defaults.
 
     Raises:
         UnknownStrategyError: no such strategy (the message lists the known ones).
@@ -368,6 +380,8 @@ def get_strategy(name: str, space: Space, *, seed: int = 0,
     if unknown:
         raise ValueError(f"strategy {name!r} has no parameter {unknown[0]!r} "
                          f"(it takes: {', '.join(allowed)})")
+    if calls is not None:
+        params = {**cls.budget_params(check_int("calls", calls, low=1), params), **params}
     return cls(space, seed=seed, constraint=constraint, **params)
 
 

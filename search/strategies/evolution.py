@@ -15,6 +15,7 @@ being re-scored.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,19 @@ class EvolutionSearch(Strategy):
         self.parents = check_int("parents", parents, low=1, high=self.population)
         self.mutation_prob = check_float("mutation_prob", mutation_prob, low=0.0, high=1.0)
         self.crossover_prob = check_float("crossover_prob", crossover_prob, low=0.0, high=1.0)
+
+    @classmethod
+    def budget_params(cls, calls: int, given: Mapping[str, Any]) -> dict[str, Any]:
+        """A first generation of at most a third of the calls (SPOS's 50 from 150 calls
+        up), and a fifth of it as parents (2 to 10), so that two thirds of a short search
+        still evolve: with 40 calls and 50 random archs first, evolution is random search."""
+        out: dict[str, Any] = {}
+        population = given.get("population")
+        if population is None:
+            population = out["population"] = min(50, max(2, calls // 3))
+        if "parents" not in given and isinstance(population, int):
+            out["parents"] = min(10, max(2, population // 5), population)
+        return out
 
     @property
     def params(self) -> dict[str, Any]:

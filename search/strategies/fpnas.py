@@ -26,6 +26,7 @@ counts told archs rather than epochs.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,12 @@ class FPNASSearch(CategoricalStrategy):
         if self._design is not None:
             self.theta = np.zeros(self._design.shape[1], dtype=np.float64)
             self._reset_optimizer()
+
+    @classmethod
+    def budget_params(cls, calls: int, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The coarse phase ends after half the calls at most (100 from 200 calls up), so
+        that a short search also reaches the full per-slot distribution."""
+        return {} if "switch_after" in given else {"switch_after": min(100, max(1, calls // 2))}
 
     @property
     def params(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ predictor fitted on the LUT and 12 whole archs (`search.local`).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,25 @@ def test_cancel_and_resume_gives_the_uninterrupted_result(space: Space, budget: 
     resumed = two_stage(space, estimator, budget, config, checkpoint=ckpt)
     assert resumed.best == whole.best
     assert [e.arch for e in resumed.evaluated] == [e.arch for e in whole.evaluated]
+
+
+def test_a_stage_resumes_with_the_hyper_parameters_it_started_with(
+        space: Space, budget: LatencyBudget, tmp_path: Path) -> None:
+    """A checkpoint written before the population was sized to the calls (50) resumes as
+    it began instead of failing on a hyper-parameter mismatch."""
+    estimator = get_estimator("params", space=space)
+    config = SearchConfig(strategy="evolution", evaluations=30, batch=5, seed=3)
+    ckpt = tmp_path / "state.json"
+    polls = iter(range(1000))
+    with pytest.raises(SearchCancelled):
+        two_stage(space, estimator, budget, config, checkpoint=ckpt,
+                  should_stop=lambda: next(polls) >= 2)
+    state = json.loads(ckpt.read_text())
+    assert state["live"]["strategy"]["params"]["population"] == 6  # 18 stage-one calls / 3
+    state["live"]["strategy"]["params"]["population"] = 50
+    ckpt.write_text(json.dumps(state))
+    resumed = two_stage(space, estimator, budget, config, checkpoint=ckpt)
+    assert len(resumed.evaluated) <= 30 and resumed.best_score > 0
 
 
 def test_unreachable_budget_names_the_fastest_latency(space: Space, predictor: Predictor) -> None:

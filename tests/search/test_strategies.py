@@ -68,6 +68,47 @@ def test_unknown_strategy_and_parameter_are_named() -> None:
         get_strategy("evolution", space, popsize=3)
 
 
+@pytest.mark.parametrize(("calls", "given", "want"), [
+    (40, {}, {"population": 13, "parents": 2}),
+    (300, {}, {"population": 50, "parents": 10}),
+    (4, {}, {"population": 2, "parents": 2}),
+    (40, {"population": 30}, {"population": 30, "parents": 6}),
+    (40, {"parents": 3}, {"population": 13, "parents": 3}),
+])
+def test_evolution_sizes_its_first_generation_to_the_calls(
+        calls: int, given: dict[str, int], want: dict[str, int]) -> None:
+    strategy = get_strategy("evolution", small_space("mbv2"), calls=calls, **given)
+    assert {k: strategy.params[k] for k in want} == want
+
+
+def test_fpnas_leaves_its_coarse_phase_within_the_calls() -> None:
+    space = small_space("mbv2")
+    assert get_strategy("fpnas", space, calls=40).params["switch_after"] == 20
+    assert get_strategy("fpnas", space, calls=1000).params["switch_after"] == 100
+    assert get_strategy("fpnas", space, calls=40, switch_after=5).params["switch_after"] == 5
+    assert get_strategy("fpnas", space).params["switch_after"] == 100  # no calls: defaults
+    with pytest.raises(ValueError, match="calls"):
+        get_strategy("fpnas", space, calls=0)
+
+
+def test_a_short_evolution_breeds_after_its_first_generation() -> None:
+    """40 calls with SPOS's 50 random archs first would be random search throughout."""
+    space = small_space("mbv2")
+    objective = LinearScore(space, seed=1)
+    strategy = get_strategy("evolution", space, seed=0, calls=40)
+    first = strategy.ask(13)
+    strategy.tell(first, objective.score(first))
+    parents = [a for a, _ in sorted(strategy.history, key=lambda t: -t[1])[:2]]
+    children = strategy.ask(20)
+    # A child takes each slot from a parent except where mutated (probability 0.1).
+    inherited = [max(np.mean([c == p for c, p in zip(child.ops, parent.ops, strict=True)])
+                     for parent in parents) for child in children]
+    assert np.mean(inherited) > 0.6
+    rand = get_strategy("random", space, seed=0).ask(20)
+    assert np.mean([max(np.mean([c == p for c, p in zip(a.ops, parent.ops, strict=True)])
+                        for parent in parents) for a in rand]) < np.mean(inherited)
+
+
 @pytest.mark.parametrize(("name", "params", "field"), [
     ("random", {"max_tries": 0}, "max_tries"),
     ("evolution", {"population": 4, "parents": 5}, "parents"),
