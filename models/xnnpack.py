@@ -2,10 +2,10 @@
 
 LiteRT's XNNPACK delegate runs a depthwise convolution of up to 25 filter taps (5x5)
 quickly and a larger one (7x7: 49 taps) very slowly. Measured here with LiteRT 2.3.0 at 1
-thread, one depthwise conv + BN + ReLU at 56x56x96: 5x5 0.67 ms fp32 / 0.68 ms int8, 7x7
-10.1 ms fp32 / 59.7 ms int8. The 7x7 file is the same convolution written as a sum of
-row bands of at most 25 taps each (3x7, 3x7, 1x7) over one padded input: 1.9 ms fp32 and
-2.1 ms int8. `benchmarks/int8_export.py` times whole archs both ways.
+thread, one depthwise conv + BN + ReLU at 56x56x96: 5x5 0.69 ms fp32 / 0.69 ms int8, 7x7
+10.6 ms fp32 / 59.7 ms int8. Written as a sum of row bands of at most 25 taps each (3x7,
+3x7, 1x7), each a convolution of the same input, the 7x7 file takes 1.8 ms fp32 and
+1.9 ms int8. `benchmarks/int8_export.py` times whole archs both ways.
 
 The rewrite is exact in real arithmetic: each band applies its rows of the filter to the
 input rows those filter rows see, so the bands' sum is the full convolution. fp32
@@ -18,6 +18,7 @@ ONNX Runtime and OpenVINO keep the plain convolution: neither has this cliff.
 from __future__ import annotations
 
 import copy
+from typing import TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +68,7 @@ class BandedDepthwise(nn.Module):
         return y
 
 
-def _is_wide_depthwise(module: nn.Module, max_taps: int) -> bool:
+def _is_wide_depthwise(module: nn.Module, max_taps: int) -> TypeGuard[nn.Conv2d]:
     if not isinstance(module, nn.Conv2d):
         return False
     kh, kw = module.kernel_size
@@ -88,7 +89,6 @@ def xnnpack_ready(module: nn.Module, *, max_taps: int = MAX_TAPS) -> nn.Module:
         for i, (name, child) in enumerate(children):
             if not _is_wide_depthwise(child, max_taps):
                 continue
-            assert isinstance(child, nn.Conv2d)
             follower = children[i + 1] if i + 1 < len(children) else None
             if isinstance(parent, nn.Sequential) and follower is not None and isinstance(
                     follower[1], nn.BatchNorm2d):

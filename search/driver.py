@@ -167,19 +167,18 @@ class _Runner:
         if hasattr(self.estimator, "prepare"):
             self.estimator.prepare(space, progress=self.progress, should_stop=self.should_stop)
         live = self.ckpt.state.get("live")
-        if live and live["stage"] == name:
-            # The saved hyper-parameters, not today's sizing of them: a stage started
-            # before `budget_params` changed resumes as it began.
-            strategy = get_strategy(self.config.strategy, space, seed=self.config.seed,
-                                    constraint=self.budget,
-                                    **{**live["strategy"]["params"],
-                                       **self.config.strategy_options})
-            strategy.load_state_dict(live["strategy"])
-            used, asked, seconds = live["used"], live["asked"], live["seconds"]
+        resumed = live if live and live["stage"] == name else None
+        # A resumed stage takes its saved hyper-parameters, not today's sizing of them to
+        # the calls: one started before `budget_params` changed resumes as it began.
+        strategy = get_strategy(
+            self.config.strategy, space, seed=self.config.seed, constraint=self.budget,
+            calls=None if resumed else calls,
+            **{**(resumed["strategy"]["params"] if resumed else {}),
+               **self.config.strategy_options})
+        if resumed:
+            strategy.load_state_dict(resumed["strategy"])
+            used, asked, seconds = resumed["used"], resumed["asked"], resumed["seconds"]
         else:
-            strategy = get_strategy(self.config.strategy, space, seed=self.config.seed,
-                                    constraint=self.budget, calls=calls,
-                                    **self.config.strategy_options)
             used, asked, seconds = 0, 0, 0.0
         start = time.monotonic() - seconds
         # Asks are capped so a converged strategy that only proposes known archs ends.
