@@ -187,7 +187,8 @@ def model_card(*, space: str, training: TrainingResult, latency: list[dict[str, 
                  ", from scratch."),
               f"- Recipe: {_recipe(t.recipe)}.",
               (f"- The last {100 * t.recipe['final_fraction']:.0f}% of the budget trained at "
-               f"the deployment's {pre['final_resolution']} px (progressive resizing).\n"
+               f"the deployment's {pre['final_resolution']} px (progressive resizing), "
+               "with a warm restart of the learning rate.\n"
                if pre["final_resolution"] != pre["train_resolution"] else "")
               + "- BN statistics re-estimated on training images after training"
               + (", and again at the deployment resolution before export."

@@ -140,6 +140,14 @@ def test_init_from_a_supernet(space, data, tmp_path: Path) -> None:
 def test_schedule_and_augmentation() -> None:
     assert learning_rate(0.1, 0.0) < 0.01 and learning_rate(0.1, 0.03) == pytest.approx(0.1)
     assert learning_rate(0.1, 1.0) == pytest.approx(0.0, abs=1e-12)
+    # With a final phase over the last quarter: the first cycle ends at zero when the
+    # phase begins, and the phase warms up to the peak again and decays to zero.
+    assert learning_rate(0.1, 0.5, 0.25) == pytest.approx(learning_rate(0.1, 2 / 3))
+    assert learning_rate(0.1, 0.7499, 0.25) < 1e-5
+    assert learning_rate(0.1, 0.75, 0.25) < 0.01
+    assert learning_rate(0.1, 0.75 + 0.03 * 0.25, 0.25) == pytest.approx(0.1)
+    assert learning_rate(0.1, 0.875, 0.25) == pytest.approx(learning_rate(0.1, 0.5))
+    assert learning_rate(0.1, 1.0, 0.25) == pytest.approx(0.0, abs=1e-12)
     x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
     y = augment(x, Recipe(), torch.Generator().manual_seed(0))
     assert y.shape == x.shape and not torch.equal(x, y)
