@@ -10,8 +10,9 @@ file's graph is described (XNNPACK partitions, ops left in float or on TFLite's 
 kernels), and all files are timed together in interleaved rounds on LiteRT with
 `--threads` threads, so the int8/fp32 ratios share the machine's drift.
 
-A second table times single MBConv blocks (k3/k5/k7 x ReLU/h-swish, with SE) at two
-shapes: it shows which kernels are faster in int8 on this CPU.
+A second table times single MBConv blocks (k3/k5/k7 x ReLU/h-swish, with and without
+SE) at two shapes, and each shape's squeeze-excite alone (at the block's expanded width):
+it shows which kernels are faster in int8 on this CPU.
 
     flock /tmp/hwnas-cpu.lock .venv/bin/python benchmarks/int8_export.py
 """
@@ -19,6 +20,7 @@ shapes: it shows which kernels are faster in int8 on this CPU.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 from models import build
-from models.blocks import MBConv, MBConvSpec
+from models.blocks import MBConv, MBConvSpec, SqueezeExcite
 from models.export import export_tflite, export_tflite_int8
 from profilers.base import get_backend
 from profilers.formats import HostInfo, ProtocolSettings
@@ -89,7 +91,9 @@ def _settle_bn(net: nn.Module, shape: tuple[int, ...]) -> nn.Module:
     return net.eval()
 
 
-def _four_files(net: nn.Module, shape: tuple[int, ...], folder: Path) -> dict[str, Path]:
+def _files(net: nn.Module, shape: tuple[int, ...], folder: Path, *,
+                shipped: bool = True) -> dict[str, Path]:
+    """The fp32 and int8 files of `net` (the "int8 shipped" reference only if `shipped`)."""
     import litert_torch
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,14 +101,16 @@ def _four_files(net: nn.Module, shape: tuple[int, ...], folder: Path) -> dict[st
     calibration = torch.randn(8, *shape[1:])
     plain = folder / "fp32-plain.tflite"
     litert_torch.convert(net, (example,)).export(str(plain))
-    return {
+    files = {
         "fp32 plain": plain,
         "fp32": export_tflite(net, example, folder / "fp32.tflite"),
-        "int8 shipped": _shipped_int8(net, example, folder / "int8-shipped.tflite",
-                                      calibration),
         "int8 hwnas": export_tflite_int8(net, example, folder / "int8.tflite",
                                          calibration=[calibration]),
     }
+    if shipped:
+        files["int8 shipped"] = _shipped_int8(net, example, folder / "int8-shipped.tflite",
+                                              calibration)
+    return files
 
 
 def _time(files: dict[str, Path], threads: int, runs: int) -> dict[str, float]:
@@ -141,20 +147,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exporting {name}", flush=True)
         shape = space.input_shape.nchw()
         net = _settle_bn(build(space, space.decode(text)), shape)
-        for fmt, path in _four_files(net, shape, work / name.replace(" ", "-")).items():
+        for fmt, path in _files(net, shape, work / name.replace(" ", "-")).items():
             files[f"{name}/{fmt}"] = path
             if fmt.startswith("int8"):
                 graphs[f"{name}/{fmt}"] = describe_graph(path)
+    blocks: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
     for in_ch, res, expand in BLOCK_SHAPES:
-        for kernel in (3, 5, 7):
-            for act in ("relu", "hswish"):
-                name = f"block {in_ch}ch {res}px e{expand} k{kernel} {act}"
-                spec = MBConvSpec(in_ch, in_ch, 1, kernel, expand, True, act)
-                net = _settle_bn(MBConv(spec), (1, in_ch, res, res))
-                folder = work / name.replace(" ", "-")
-                for fmt, path in _four_files(net, (1, in_ch, res, res), folder).items():
-                    if fmt != "int8 shipped":
-                        files[f"{name}/{fmt}"] = path
+        mid = in_ch * expand
+        blocks[f"squeeze-excite {mid}ch {res}px"] = (SqueezeExcite(mid), (1, mid, res, res))
+        for kernel, act, se in itertools.product((3, 5, 7), ("relu", "hswish"), (True, False)):
+            name = f"block {in_ch}ch {res}px e{expand} k{kernel} {act}{'' if se else ' no-se'}"
+            spec = MBConvSpec(in_ch, in_ch, 1, kernel, expand, se, act)
+            blocks[name] = (MBConv(spec), (1, in_ch, res, res))
+    for name, (module, shape) in blocks.items():
+        net = _settle_bn(module, shape)
+        for fmt, path in _files(net, shape, work / name.replace(" ", "-"),
+                                     shipped=False).items():
+            files[f"{name}/{fmt}"] = path
     print(f"timing {len(files)} files in interleaved rounds", flush=True)
     ms = _time(files, args.threads, args.runs)
 

@@ -13,6 +13,7 @@ estimator and budget for every run):
 3. **Device tailoring**: the two-stage search for onnxruntime and for OpenVINO CPU under
    the same budget; each found arch exported to ONNX and timed on both runtimes in
    interleaved rounds: does each measure faster on its own backend than the other's?
+   And, size apart, does each arch's latency ratio between the two backends favour its own?
 4. **Prediction**: every found arch's measured latency against its prediction (+-10%?)
    and the budget; measured beside each device's profiling reference cell and given at
    the profiling run's machine speed, as `hwnas search`'s report does. Budgets hold at the
@@ -225,6 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     own_faster = {d.name: rows[d.name]["on"][d.name]["measured_ms"]
                   <= min(rows[o]["on"][d.name]["measured_ms"] for o in rows) for d in devices}
     print(f"each arch fastest on its own backend: {own_faster}")
+    # Size-free: archs under one budget can differ in size (one search may stop short of
+    # the budget), which decides the test above; this compares how each arch's latency
+    # divides between the backends, i.e. which backend each arch suits.
+    ms = {a: {d: rows[a]["on"][d]["measured_ms"] for d in rows} for a in rows}
+    relatively = {d: all(ms[d][d] / ms[d][o] <= ms[o][d] / ms[o][o] for o in rows if o != d)
+                  for d in rows}
+    print("each arch relatively faster on its own backend (its latency there over its "
+          f"latency on the other's): {relatively}")
     for name in rows:
         r = rows[name]["on"][name]
         print(f"{name}: predicted {r['predicted_ms']:.2f} +- {r['predicted_std_ms']:.2f} ms, "
@@ -238,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "budget_ms": budget_ms, "estimator": scorer.describe(),
         "tailored": {k: t.summary() for k, t in tailored.items()},
         "strategies": runs, "stages": stages,
-        "devices": {"archs_differ": not same, "found": rows, "own_backend_fastest": own_faster},
+        "devices": {"archs_differ": not same, "found": rows, "own_backend_fastest": own_faster,
+                    "own_backend_relatively_faster": relatively},
         "seconds": time.monotonic() - started,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
