@@ -1,17 +1,20 @@
 """ZiCo's cost per arch: the first implementation vs the current one (issue 5).
 
 Seeded random archs of the 32x32 ``mbv2`` space at each ``--widths``, 2 batches of
-``--batch-size`` from the bundled digits, ``--threads`` torch threads. Per arch, both ways
-score the same net from the same seed, in alternating order (old first on even archs, new
-first on odd), so machine drift hits both alike:
+``--batch-size`` from the bundled digits, ``--threads`` torch threads. Per arch, the three
+ways score the same net from the same seed, in rotating order, so machine drift hits all
+alike:
 
 - **old**: the first implementation, inline below: NCHW net and images, ``.backward()``
   into every parameter's ``.grad``, a clone of every counted gradient, float32 statistics
   per layer.
 - **new**: ``search.estimators.ZiCo`` as it is: channels_last net and images, gradients of
-  the counted weights only, float64 statistics over one flat vector.
+  the counted weights only, float64 statistics over one flat vector, and with 2 threads
+  or more its 2 batches side by side, one thread each.
+- **seq**: the same with the batches one after the other on ``--threads`` threads (as the
+  estimator ran before; the same as **new** on 1 thread).
 
-Both include building and initialising the net; ``build_s`` is that share, timed apart.
+All include building and initialising the net; ``build_s`` is that share, timed apart.
 The two ways' scores differ by float32 rounding (``search/estimators/zico.py`` says why);
 ``--float64-check K`` also scores the first K archs of each width exactly, in float64
 (slow: ~20 s an arch at width 0.25), and reports how far each way is from it.
@@ -43,7 +46,8 @@ from torch import nn
 
 from models import build
 from search.data import load_dataset
-from search.estimators import get_estimator
+from search.estimators import get_estimator, zico_score
+from search.training import torch_threads
 from spaces import Arch, Space, get_space
 
 RESULTS = Path(__file__).parent / "results" / "zico_cost.json"
@@ -84,6 +88,17 @@ def old_score(space: Space, arch: Arch, batches: Batches, *, seed: int,
     return old_zico_score(net.to(dtype), [(x.to(dtype), y) for x, y in batches])
 
 
+def sequential_score(space: Space, arch: Arch, batches: Batches, *, seed: int,
+                     threads: int) -> float:
+    """`ZiCo.score` with its batches one after the other on `threads` torch threads (the
+    way it ran before it took them side by side)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = build(space, arch)
+    with torch_threads(threads):
+        return zico_score(net.to(memory_format=torch.channels_last), batches)
+
+
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -104,9 +119,12 @@ def run_width(width: float, args: argparse.Namespace) -> dict[str, Any]:
         runs = {
             "old": lambda arch=arch: old_score(space, arch, nchw, seed=args.seed),
             "new": lambda arch=arch: float(zico.score([arch])[0]),
+            "seq": lambda arch=arch: sequential_score(space, arch, zico.batches,
+                                                      seed=args.seed, threads=args.threads),
         }
         row: dict[str, Any] = {"arch": space.encode(arch)}
-        for way in (("old", "new") if i % 2 == 0 else ("new", "old")):
+        ways = list(runs)
+        for way in ways[i % 3:] + ways[:i % 3]:
             row[f"{way}_score"], row[f"{way}_s"] = timed(runs[way])
         row["build_s"] = timed(build, space, arch)[1]
         if i < args.float64_check:
@@ -114,6 +132,7 @@ def run_width(width: float, args: argparse.Namespace) -> dict[str, Any]:
                                              dtype=torch.float64)
         rows.append(row)
         print(f"[w{width} {i + 1}/{args.archs}] old {row['old_s']:.2f}s new {row['new_s']:.2f}s "
+              f"(batches in sequence {row['seq_s']:.2f}s) "
               f"build {row['build_s']:.3f}s  scores {row['old_score']:.2f} / "
               f"{row['new_score']:.2f}", flush=True)
     return {"width": width, "archs": rows, "summary": summarise(rows)}
@@ -128,6 +147,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "old_s_per_arch": float(old_s.mean()), "new_s_per_arch": float(new_s.mean()),
         "speedup": float(old_s.mean() / new_s.mean()),
         "speedup_median_per_arch": float(np.median(old_s / new_s)),
+        "sequential_s_per_arch": float(np.mean([r["seq_s"] for r in rows])),
+        "new_over_sequential": float(new_s.mean() / np.mean([r["seq_s"] for r in rows])),
         "build_s_per_arch": float(np.mean([r["build_s"] for r in rows])),
         "new_vs_old_rel_diff_mean": float(np.mean(np.abs(new / old - 1))),
         "new_vs_old_rel_diff_max": float(np.max(np.abs(new / old - 1))),
@@ -170,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} thread(s), {args.archs} archs per width (old = first "
           f"implementation, inline); 1-min load {load_before:.1f} before, "
           f"{load_after:.1f} after, on {os.cpu_count()} cores")
-    print(f"{'width':>5s} {'old s':>6s} {'new s':>6s} {'ratio':>6s} {'median':>6s} "
-          f"{'build s':>7s} {'score diff':>10s} {'tau':>5s}")
+    print(f"{'width':>5s} {'old s':>6s} {'new s':>6s} {'seq s':>6s} {'new/seq':>7s} "
+          f"{'ratio':>6s} {'median':>6s} {'build s':>7s} {'score diff':>10s} {'tau':>5s}")
     for w in widths:
         s = w["summary"]
         print(f"{w['width']:5.2f} {s['old_s_per_arch']:6.2f} {s['new_s_per_arch']:6.2f} "
+              f"{s['sequential_s_per_arch']:6.2f} {s['new_over_sequential']:7.2f} "
               f"{s['speedup']:6.2f} {s['speedup_median_per_arch']:6.2f} "
               f"{s['build_s_per_arch']:7.3f} {s['new_vs_old_rel_diff_mean']:9.2%} "
               f"{s.get('new_vs_old_kendall_tau', float('nan')):5.2f}")

@@ -20,7 +20,7 @@ from torch import nn
 from models import build
 from search.data import load_dataset
 from search.estimators import get_estimator, zico_score
-from search.training.loop import random_batch
+from search.training.loop import random_batch, torch_threads
 from spaces import Arch
 from tests.conftest import small_space
 
@@ -95,5 +95,23 @@ def test_estimator_is_the_channels_last_score() -> None:
     data = load_dataset(None, resolution=32, seed=0)
     est = get_estimator("zico", space=SPACE, data=data, batch_size=16, seed=0)
     assert est.score(ARCHS[:1]).tolist() == [
-        zico_score(fresh(ARCHS[0], channels_last=True), est.batches)]
+        zico_score(fresh(ARCHS[0], channels_last=True), est.batches,
+                   threads=torch.get_num_threads())]
     assert all(x.is_contiguous(memory_format=torch.channels_last) for x, _ in est.batches)
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        get_estimator("zico", space=SPACE, data=data, threads=0)
+
+
+def test_batches_side_by_side_score_as_one_thread_in_sequence(batches: Batches) -> None:
+    # Two and three batches over two workers (the third goes to the first worker after
+    # its first batch): each batch's gradient is the one it has alone on one thread.
+    three = [*batches, (batches[0][0].flip(0), batches[1][1])]
+    before = torch.get_num_threads()
+    for group in (batches, three):
+        images = as_layout(group, channels_last=True)
+        with torch_threads(1):
+            alone = zico_score(fresh(ARCHS[1], channels_last=True), images)
+        assert zico_score(fresh(ARCHS[1], channels_last=True), images, threads=2) == alone
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        zico_score(fresh(ARCHS[0]), batches, threads=0)
