@@ -85,6 +85,29 @@ def test_fox_recovers_the_simulated_device(lut: LookupTable, train: Samples,
     assert "lut_ms" in text and "se" in text and "leave-one-out" in text
 
 
+def test_fox_stays_within_the_fitted_corrections(lut: LookupTable, train: Samples,
+                                                 held: Samples, tmp_path: Path) -> None:
+    fox = get_predictor("fox").fit(lut=lut, samples=train)
+    base = get_predictor("lut").fit(lut=lut).predict(held.archs)
+    measured = train.latency_ms / get_predictor("lut").fit(lut=lut).predict(train.archs) - 1
+    low, high = fox.correction
+    assert (low, high) == pytest.approx((measured.min(), measured.max()))
+    assert "of the LUT sum" in fox.describe()
+    # A correction far outside what the fitted archs needed (as on archs unlike them) is
+    # cut to the fitted range; a file without the bounds (written before) is not cut.
+    fox.intercept += 100.0
+    np.testing.assert_allclose(fox.predict(held.archs), base * (1 + high), rtol=1e-9)
+    fox.intercept -= 200.0
+    np.testing.assert_allclose(fox.predict(held.archs), base * (1 + low), rtol=1e-9)
+    fox.save(tmp_path / "p.json")
+    np.testing.assert_allclose(load_predictor(tmp_path / "p.json").predict(held.archs),
+                               base * (1 + low), rtol=1e-9)
+    doc = json.loads((tmp_path / "p.json").read_text())
+    del doc["state"]["correction"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert np.all(load_predictor(tmp_path / "old.json").predict(held.archs) < base * (1 + low))
+
+
 def test_fit_from_samples_alone(sim_dir: Path, held: Samples) -> None:
     space_ref = SpaceRef.of(get_space("mbv2", **MBV2))
     train = load_samples(sim_dir / "train.csv", space=space_ref)
