@@ -87,8 +87,9 @@ def zico_score(net: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tenso
     With `threads` (None: one after the other, on torch's threads as they are set), the
     batches run `min(threads, len(batches))` at a time, each in a thread of its own with
     `threads // that` torch threads and a copy of the net: on 2 cores two single-threaded
-    batches at once take ~15% less time than one batch after the other on 2 threads
-    (`benchmarks/zico_cost.py`), since these small convolutions split poorly over threads.
+    batches at once took 0.53-0.55 s an arch against 0.61-0.64 s for one batch after the
+    other on 2 threads (8 archs at width 0.25, batch 64, 32 px; `benchmarks/zico_cost.py`
+    times both ways), since these small convolutions split poorly over threads.
     Each batch's gradient is computed as it would be alone, so the score equals the
     sequential one at that per-batch thread count. The net is left in train mode; its
     `.grad` fields are not touched. On CPU, a net and images in `torch.channels_last`
