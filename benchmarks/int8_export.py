@@ -92,7 +92,7 @@ def _settle_bn(net: nn.Module, shape: tuple[int, ...]) -> nn.Module:
 
 
 def _files(net: nn.Module, shape: tuple[int, ...], folder: Path, *,
-                shipped: bool = True) -> dict[str, Path]:
+           shipped: bool = True) -> dict[str, Path]:
     """The fp32 and int8 files of `net` (the "int8 shipped" reference only if `shipped`)."""
     import litert_torch
 
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (module, shape) in blocks.items():
         net = _settle_bn(module, shape)
         for fmt, path in _files(net, shape, work / name.replace(" ", "-"),
-                                     shipped=False).items():
+                                shipped=False).items():
             files[f"{name}/{fmt}"] = path
     print(f"timing {len(files)} files in interleaved rounds", flush=True)
     ms = _time(files, args.threads, args.runs)

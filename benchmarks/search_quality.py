@@ -223,15 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:<12} " + " ".join(
             f"{row[d.name]['measured_ms']:>15.2f} {row[d.name]['predicted_ms']:>7.2f}"
             for d in devices))
-    own_faster = {d.name: rows[d.name]["on"][d.name]["measured_ms"]
-                  <= min(rows[o]["on"][d.name]["measured_ms"] for o in rows) for d in devices}
+    # measured[arch found for][backend timed on]
+    measured = {a: {d: rows[a]["on"][d]["measured_ms"] for d in rows} for a in rows}
+    own_faster = {d: measured[d][d] <= min(measured[o][d] for o in rows) for d in rows}
     print(f"each arch fastest on its own backend: {own_faster}")
     # Size-free: archs under one budget can differ in size (one search may stop short of
     # the budget), which decides the test above; this compares how each arch's latency
     # divides between the backends, i.e. which backend each arch suits.
-    ms = {a: {d: rows[a]["on"][d]["measured_ms"] for d in rows} for a in rows}
-    relatively = {d: all(ms[d][d] / ms[d][o] <= ms[o][d] / ms[o][o] for o in rows if o != d)
-                  for d in rows}
+    relatively = {d: all(measured[d][d] / measured[d][o] <= measured[o][d] / measured[o][o]
+                         for o in rows if o != d) for d in rows}
     print("each arch relatively faster on its own backend (its latency there over its "
           f"latency on the other's): {relatively}")
     for name in rows:

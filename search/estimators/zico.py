@@ -67,16 +67,15 @@ def _counted(net: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
 
-def _gradient(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+def _gradient(net: nn.Module, weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
               threads: int | None = None) -> torch.Tensor:
-    """The counted weights' gradient on one batch, flat (`threads`: torch's, in this thread)."""
+    """`weights`' gradient on one batch, flat (`threads`: torch's, in this thread)."""
     if threads is not None:
         torch.set_num_threads(threads)
     # Only the counted weights: autograd then skips the BN and bias weight-gradients. A
     # weight the loss does not reach gets zeros, so its std is 0 and its layer drops out,
     # as a layer without gradients does in the released code.
-    grads = torch.autograd.grad(F.cross_entropy(net(x), y), _counted(net),
-                                materialize_grads=True)
+    grads = torch.autograd.grad(F.cross_entropy(net(x), y), weights, materialize_grads=True)
     return torch.cat([g.reshape(-1) for g in grads])
 
 
@@ -103,13 +102,14 @@ def zico_score(net: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tenso
     workers = 1 if threads is None else min(threads, len(batches))
     if workers == 1:
         with torch_threads(threads):
-            rows = [_gradient(net, x, y) for x, y in batches]
+            rows = [_gradient(net, weights, x, y) for x, y in batches]
     else:
         # A copy per worker: train-mode BN updates its running statistics in place.
         nets = [net, *(copy.deepcopy(net) for _ in range(workers - 1))]
 
         def work(w: int) -> list[torch.Tensor]:
-            return [_gradient(nets[w], *batches[i], threads // workers)
+            counted = _counted(nets[w])
+            return [_gradient(nets[w], counted, *batches[i], threads // workers)
                     for i in range(w, len(batches), workers)]
 
         before = torch.get_num_threads()

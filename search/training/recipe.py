@@ -22,11 +22,11 @@ small images (the CIFAR recipes of ProxylessNAS and once-for-all, shortened):
   Loshchilov & Hutter, "SGDR", ICLR 2017: warm-up to the peak again, cosine to zero), as
   fast.ai's progressive-resizing lessons run a new one-cycle schedule per size: the first
   cycle ends at a rate near zero, and the tail of one cosine is too slow to adapt the
-  weights to the new size. Measured on the 21-slot `train_winner` arch (mbv2 width 0.5, digits at
-  112 px, the last quarter of 5 minutes at 224 px; 1 thread, two runs at a time on 2
-  cores): 98.6-99.2% at 112 px before the final phase in all four runs; after it, at
-  224 px, 83.8% with the cosine's tail, 95.8% with a restart to the peak, 89.7% to half
-  the peak, and 93.6% restarting to the peak over the last 40%.
+  weights to the new size. Measured on the 21-slot `train_winner` arch (mbv2 width 0.5,
+  digits at 112 px, the last quarter of 5 minutes at 224 px; 1 thread, two runs at a
+  time on 2 cores): 98.6-99.2% at 112 px before the final phase in all four runs; after
+  it, at 224 px, 83.8% with the cosine's tail, 95.8% with a restart to the peak, 89.7% to
+  half the peak, and 93.6% restarting to the peak over the last 40%.
 
 The budget is a number of `epochs` (the cosine runs over the steps: reproducible
 bit for bit) or `minutes` of wall-clock time (the cosine follows the elapsed share of the
