@@ -109,10 +109,13 @@ class FoxPredictor(Predictor):
         self._base = self._features.combine(self._anchor())
 
     def _predict(self, idx: np.ndarray) -> np.ndarray:
-        pred = self._linear.sum(idx)[:, 0] + self.intercept
+        return self.bounded(self._linear.sum(idx)[:, 0] + self.intercept,
+                            self._base.sum(idx)[:, 0])
+
+    def bounded(self, pred: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """`pred` kept within the fitted archs' corrections of the LUT sums `base`."""
         if self.correction is None:
             return pred
-        base = self._base.sum(idx)[:, 0]
         low, high = self.correction
         return np.clip(pred, base * (1.0 + low), base * (1.0 + high))
 
@@ -159,8 +162,12 @@ class FoxPredictor(Predictor):
             self._header(), base,
             f"ridge alpha {self.alpha:.3g} (leave-one-out), intercept {self.intercept:+.4f} ms, "
             f"leave-one-out relative RMS error {err}",
-            *([] if self.correction is None else [
-                f"predictions kept within {self.correction[0]:+.1%} .. "
-                f"{self.correction[1]:+.1%} of the LUT sum (the fitted archs' range)"]),
+            *self.bounds_lines(),
             *self.coefficient_lines(),
         ])
+
+    def bounds_lines(self) -> list[str]:
+        if self.correction is None:
+            return []
+        return [f"predictions kept within {self.correction[0]:+.1%} .. "
+                f"{self.correction[1]:+.1%} of the LUT sum (the fitted archs' range)"]

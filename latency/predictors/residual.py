@@ -11,6 +11,8 @@ part already memorised.
 
 The trees are stored as plain arrays (:mod:`latency.trees`), never pickled. The model's
 uncertainty is the relative error of the whole two-step fit under 5-fold cross-validation.
+With a LUT, the product is kept within the fitted archs' corrections of the LUT sum, as
+the fox prediction is.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ class ResidualPredictor(FoxPredictor):
 
     def _combine(self, x: np.ndarray) -> np.ndarray:
         linear = x @ (self.coef + self._anchor()) + self.intercept
-        return linear * (1.0 + predict_boosting(self.trees, x))
+        # The trees' factor is bounded as the linear part is (fox's docstring: why).
+        return self.bounded(linear * (1.0 + predict_boosting(self.trees, x)),
+                            x @ self._anchor())
 
     def _predict(self, idx: np.ndarray) -> np.ndarray:
         return self._combine(self._features.sum(idx))
@@ -82,6 +86,7 @@ class ResidualPredictor(FoxPredictor):
             f"{self.trees.get('learning_rate')}) on the same features, fitted to the "
             "regression's leave-one-out relative residuals",
             f"{FOLDS}-fold cross-validated relative RMS error {err}",
+            *self.bounds_lines(),
             "the linear part:",
             *self.coefficient_lines(),
         ])

@@ -85,9 +85,10 @@ def test_fox_recovers_the_simulated_device(lut: LookupTable, train: Samples,
     assert "lut_ms" in text and "se" in text and "leave-one-out" in text
 
 
-def test_fox_stays_within_the_fitted_corrections(lut: LookupTable, train: Samples,
+@pytest.mark.parametrize("kind", ["fox", "residual"])
+def test_fox_stays_within_the_fitted_corrections(kind: str, lut: LookupTable, train: Samples,
                                                  held: Samples, tmp_path: Path) -> None:
-    fox = get_predictor("fox").fit(lut=lut, samples=train)
+    fox = get_predictor(kind).fit(lut=lut, samples=train)
     plain = get_predictor("lut").fit(lut=lut)
     base = plain.predict(held.archs)
     measured = train.latency_ms / plain.predict(train.archs) - 1
