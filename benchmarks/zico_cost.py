@@ -9,10 +9,10 @@ alike:
   into every parameter's ``.grad``, a clone of every counted gradient, float32 statistics
   per layer.
 - **new**: ``search.estimators.ZiCo`` as it is: channels_last net and images, gradients of
-  the counted weights only, float64 statistics over one flat vector, and with 2 threads
-  or more its 2 batches side by side, one thread each.
-- **seq**: the same with the batches one after the other on ``--threads`` threads (as the
-  estimator ran before; the same as **new** on 1 thread).
+  the counted weights only, float64 statistics over one flat vector, the 2 batches one
+  after the other on ``--threads`` threads.
+- **side**: the same with ``side_by_side=True``: with 2 threads or more the 2 batches run
+  at once, one thread each (the same as **new** on 1 thread).
 
 All include building and initialising the net; ``build_s`` is that share, timed apart.
 The two ways' scores differ by float32 rounding (``search/estimators/zico.py`` says why);
@@ -46,8 +46,7 @@ from torch import nn
 
 from models import build
 from search.data import load_dataset
-from search.estimators import get_estimator, zico_score
-from search.training import torch_threads
+from search.estimators import get_estimator
 from spaces import Arch, Space, get_space
 
 RESULTS = Path(__file__).parent / "results" / "zico_cost.json"
@@ -88,17 +87,6 @@ def old_score(space: Space, arch: Arch, batches: Batches, *, seed: int,
     return old_zico_score(net.to(dtype), [(x.to(dtype), y) for x, y in batches])
 
 
-def sequential_score(space: Space, arch: Arch, batches: Batches, *, seed: int,
-                     threads: int) -> float:
-    """`ZiCo.score` with its batches one after the other on `threads` torch threads (the
-    way it ran before it took them side by side)."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        net = build(space, arch)
-    with torch_threads(threads):
-        return zico_score(net.to(memory_format=torch.channels_last), batches)
-
-
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -108,8 +96,9 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
 def run_width(width: float, args: argparse.Namespace) -> dict[str, Any]:
     space = get_space("mbv2", resolution=args.resolution, width=width, classes=10)
     data = load_dataset(None, resolution=args.resolution, seed=0)
-    zico = get_estimator("zico", space=space, data=data, batch_size=args.batch_size,
-                         seed=args.seed, threads=args.threads)
+    zico, side = (get_estimator("zico", space=space, data=data, batch_size=args.batch_size,
+                                seed=args.seed, threads=args.threads, side_by_side=way)
+                  for way in (False, True))
     # The same images in NCHW for the old way (the estimator keeps them channels_last).
     nchw = [(x.contiguous(), y) for x, y in zico.batches]
     rng = np.random.default_rng(args.seed)
@@ -119,8 +108,7 @@ def run_width(width: float, args: argparse.Namespace) -> dict[str, Any]:
         runs = {
             "old": lambda arch=arch: old_score(space, arch, nchw, seed=args.seed),
             "new": lambda arch=arch: float(zico.score([arch])[0]),
-            "seq": lambda arch=arch: sequential_score(space, arch, zico.batches,
-                                                      seed=args.seed, threads=args.threads),
+            "side": lambda arch=arch: float(side.score([arch])[0]),
         }
         row: dict[str, Any] = {"arch": space.encode(arch)}
         ways = list(runs)
@@ -132,7 +120,7 @@ def run_width(width: float, args: argparse.Namespace) -> dict[str, Any]:
                                              dtype=torch.float64)
         rows.append(row)
         print(f"[w{width} {i + 1}/{args.archs}] old {row['old_s']:.2f}s new {row['new_s']:.2f}s "
-              f"(batches in sequence {row['seq_s']:.2f}s) "
+              f"(side by side {row['side_s']:.2f}s) "
               f"build {row['build_s']:.3f}s  scores {row['old_score']:.2f} / "
               f"{row['new_score']:.2f}", flush=True)
     return {"width": width, "archs": rows, "summary": summarise(rows)}
@@ -147,8 +135,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "old_s_per_arch": float(old_s.mean()), "new_s_per_arch": float(new_s.mean()),
         "speedup": float(old_s.mean() / new_s.mean()),
         "speedup_median_per_arch": float(np.median(old_s / new_s)),
-        "sequential_s_per_arch": float(np.mean([r["seq_s"] for r in rows])),
-        "new_over_sequential": float(new_s.mean() / np.mean([r["seq_s"] for r in rows])),
+        "side_by_side_s_per_arch": float(np.mean([r["side_s"] for r in rows])),
+        "side_by_side_over_new": float(np.mean([r["side_s"] for r in rows]) / new_s.mean()),
         "build_s_per_arch": float(np.mean([r["build_s"] for r in rows])),
         "new_vs_old_rel_diff_mean": float(np.mean(np.abs(new / old - 1))),
         "new_vs_old_rel_diff_max": float(np.max(np.abs(new / old - 1))),
@@ -191,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} thread(s), {args.archs} archs per width (old = first "
           f"implementation, inline); 1-min load {load_before:.1f} before, "
           f"{load_after:.1f} after, on {os.cpu_count()} cores")
-    print(f"{'width':>5s} {'old s':>6s} {'new s':>6s} {'seq s':>6s} {'new/seq':>7s} "
+    print(f"{'width':>5s} {'old s':>6s} {'new s':>6s} {'side s':>6s} {'side/new':>8s} "
           f"{'ratio':>6s} {'median':>6s} {'build s':>7s} {'score diff':>10s} {'tau':>5s}")
     for w in widths:
         s = w["summary"]
         print(f"{w['width']:5.2f} {s['old_s_per_arch']:6.2f} {s['new_s_per_arch']:6.2f} "
-              f"{s['sequential_s_per_arch']:6.2f} {s['new_over_sequential']:7.2f} "
+              f"{s['side_by_side_s_per_arch']:6.2f} {s['side_by_side_over_new']:8.2f} "
               f"{s['speedup']:6.2f} {s['speedup_median_per_arch']:6.2f} "
               f"{s['build_s_per_arch']:7.3f} {s['new_vs_old_rel_diff_mean']:9.2%} "
               f"{s.get('new_vs_old_kendall_tau', float('nan')):5.2f}")

@@ -17,8 +17,9 @@ init_weights`) rather than PyTorch's defaults; statistics are computed in torch 
 from the float32 gradients instead of numpy float32; the squeeze-excite 1x1 convolutions
 count, as they would in the released code, since they are Conv2d layers. Every arch is
 scored on the same N batches, and its weights are initialised from `seed`, so a score is
-deterministic for a given CPU and per-batch thread count (`ZiCo` runs its batches side by
-side, one thread each while its threads do not exceed its batches: `zico_score`).
+deterministic for a given CPU and per-batch thread count (`ZiCo` runs its batches one
+after the other on its threads, or with `side_by_side` each in a thread of its own:
+`zico_score`).
 
 Speed: `ZiCo` runs the net and images in channels_last memory format, where oneDNN's
 convolution kernels (above all the depthwise weight-gradient) are about twice as fast on
@@ -85,12 +86,15 @@ def zico_score(net: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tenso
 
     With `threads` (None: one after the other, on torch's threads as they are set), the
     batches run `min(threads, len(batches))` at a time, each in a thread of its own with
-    `threads // that` torch threads and a copy of the net: on 2 cores two single-threaded
-    batches at once took 0.53-0.55 s an arch against 0.61-0.64 s for one batch after the
-    other on 2 threads (8 archs at width 0.25, batch 64, 32 px; `benchmarks/zico_cost.py`
-    times both ways), since these small convolutions split poorly over threads.
-    Each batch's gradient is computed as it would be alone, so the score equals the
-    sequential one at that per-batch thread count. The net is left in train mode; its
+    `threads // that` torch threads and a copy of the net. Whether that pays depends on
+    the host (`benchmarks/zico_cost.py --threads 2` times both ways on 10 archs a width,
+    32 px, batch 64, 2 cores): on one 2-core VM, two single-threaded batches at once took
+    0.53-0.55 s an arch at width 0.25 against 0.61-0.64 s in sequence on 2 threads; on
+    another, 0.44 against 0.46 s at width 0.25 but 1.34 against 0.65 s at width 0.5 and
+    2.07 against 1.36 s at width 1.0 (two copies of the larger nets' activations share
+    the caches). Each batch's gradient is computed as it would be alone, so the score
+    equals the sequential one at that per-batch thread count. The net is left in train
+    mode; its
     `.grad` fields are not touched. On CPU, a net and images in `torch.channels_last`
     score about twice as fast (see the module docstring).
     """
@@ -132,10 +136,14 @@ def zico_score(net: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tenso
 
 @register_estimator("zico")
 class ZiCo:
-    """ZiCo scores of `space`'s nets on `batches` mini-batches of `data`."""
+    """ZiCo scores of `space`'s nets on `batches` mini-batches of `data`, on `threads`
+    torch threads (None: as set), the batches one after the other, or with `side_by_side`
+    in threads of their own (`zico_score`: faster on some hosts for the smallest nets,
+    twice as slow on others for larger ones; one after the other is the safe default)."""
 
     def __init__(self, space: Space, *, data: Dataset | None = None, batch_size: int = 64,
-                 batches: int = 2, seed: int = 0, threads: int | None = None) -> None:
+                 batches: int = 2, seed: int = 0, threads: int | None = None,
+                 side_by_side: bool = False) -> None:
         if not isinstance(batches, int) or batches < 2:
             raise ValueError(f"batches must be an integer >= 2, got {batches!r}")
         _check_threads(threads)
@@ -147,6 +155,7 @@ class ZiCo:
         self.n_batches = batches
         self.seed = seed
         self.threads = threads
+        self.side_by_side = side_by_side
         rng = np.random.default_rng(seed)
         self.batches = [(x.contiguous(memory_format=torch.channels_last), y)
                         for x, y in (random_batch(self.data, batch_size, rng)
@@ -154,13 +163,14 @@ class ZiCo:
 
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
         out = []
-        threads = self.threads or torch.get_num_threads()
-        for arch in archs:
-            with torch.random.fork_rng():
-                torch.manual_seed(self.seed)
-                net = build(self.space, arch)
-            out.append(zico_score(net.to(memory_format=torch.channels_last), self.batches,
-                                  threads=threads))
+        side = (self.threads or torch.get_num_threads()) if self.side_by_side else None
+        with torch_threads(None if self.side_by_side else self.threads):
+            for arch in archs:
+                with torch.random.fork_rng():
+                    torch.manual_seed(self.seed)
+                    net = build(self.space, arch)
+                out.append(zico_score(net.to(memory_format=torch.channels_last),
+                                      self.batches, threads=side))
         return np.asarray(out, dtype=np.float64)
 
     def describe(self) -> str:
