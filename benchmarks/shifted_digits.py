@@ -3,13 +3,15 @@
 On the plain bundled digits a short schedule takes every arch to 90-99%, the spread
 between archs is little more than a seed's, and the ranking labels are mostly noise
 (`docs/estimators.md`). This task keeps the same 1,797 digits and 10 classes (nothing to
-download) but makes capacity matter: each digit, upsampled to 12-22 px, rotated by up to
-25 degrees and sheared, sits at a random place on a 32x32 canvas with random grey
-levels for digit and background, beside two crops of other digits as clutter, under
-Gaussian noise. One rendering per digit, so the stratified train/val split never holds
-two views of the same digit. Seeded: the same seed writes the same arrays.
+download) but leaves room between archs: each digit, upsampled to 14-22 px, rotated by up
+to 10 degrees and sheared, sits at a random place on a black 32x32 canvas, under Gaussian
+noise. Two archs of width 0.25 reached 77% and 83% after 150 steps of `train_net`.
+Harder variants left the short schedule at chance: random grey levels for digit and
+background (either polarity) with crops of other digits as clutter, 10-21% after 150
+and 300 steps. One rendering per digit, so the stratified train/val split never holds two
+views of the same digit. Seeded: the same seed writes the same arrays.
 
-    .venv/bin/python benchmarks/clutter_digits.py -o /tmp/hwnas-proxy-quality/clutter.npz
+    .venv/bin/python benchmarks/shifted_digits.py -o /tmp/hwnas-proxy-quality/shifted.npz
 
 Writes an `.npz` (`x` (N, 32, 32) float32 in 0..1, `y` (N,) int64) that `--data` of
 `hwnas` and of `benchmarks/proxy_quality.py` read, and prints its size and class counts.
@@ -27,8 +29,6 @@ import torch.nn.functional as F
 
 SIZE = 32
 NOISE = 0.08
-# The least grey-level difference between digit and background.
-CONTRAST = 0.45
 
 
 def _place(glyph: torch.Tensor, scale: float, angle: float, shear: float,
@@ -53,26 +53,9 @@ def make(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     images = np.empty((len(glyphs), SIZE, SIZE), dtype=np.float32)
     for i, glyph in enumerate(glyphs):
-        canvas = torch.zeros(SIZE, SIZE)
-        for _ in range(2):  # clutter: a quarter-to-half crop of another digit
-            other = glyphs[rng.integers(len(glyphs))]
-            r, c = rng.integers(0, 5, size=2)
-            crop = torch.zeros(8, 8)
-            crop[r:r + 4, c:c + 4] = other[r:r + 4, c:c + 4]
-            canvas = torch.maximum(canvas, 0.7 * _place(
-                crop, rng.uniform(10, 18), rng.uniform(-math.pi, math.pi), 0.0,
-                tuple(rng.uniform(-0.8, 0.8, size=2))))
-        digit = _place(glyph, rng.uniform(12, 22), rng.uniform(-0.44, 0.44),
-                       rng.uniform(-0.3, 0.3), tuple(rng.uniform(-0.4, 0.4, size=2)))
-        canvas = torch.maximum(canvas, digit)
-        low, high = sorted(rng.uniform(0, 1, size=2))
-        if high - low < CONTRAST:  # widen about the middle, within 0..1
-            low = min(max(0.0, (low + high - CONTRAST) / 2), 1.0 - CONTRAST)
-            high = low + CONTRAST
-        if rng.random() < 0.5:
-            low, high = high, low  # dark digits on light ground too
-        pixels = low + (high - low) * canvas.numpy()
-        pixels += rng.normal(0, NOISE, size=pixels.shape)
+        digit = _place(glyph, rng.uniform(14, 22), rng.uniform(-0.17, 0.17),
+                       rng.uniform(-0.2, 0.2), tuple(rng.uniform(-0.3, 0.3, size=2)))
+        pixels = digit.numpy() + rng.normal(0, NOISE, size=(SIZE, SIZE))
         images[i] = np.clip(pixels, 0, 1)
     return images, digits.target.astype(np.int64)
 
