@@ -33,9 +33,10 @@ bit for bit) or `minutes` of wall-clock time (the cosine follows the elapsed sha
 budget, so the rate reaches zero when the time is up however fast this shared machine
 runs that minute; evaluations count against the time). A minutes run ends at its budget:
 the end's BN recalibration and final evaluation are timed before the first step (one
-forward pass of a batch at the final resolution) and their time is kept out of the
-training, which stops mid-epoch when the rest is spent. (Before, they ran after the
-budget: a 5-minute `train_winner` run at 224 px took 337-363 s.) The last epoch is
+forward pass of a batch at the final resolution), again at every epoch's evaluation at
+that resolution, and their time is kept out of the training, which stops mid-epoch when
+the rest is spent. (Before, they ran after the budget: a 5-minute `train_winner` run at
+224 px took 337-363 s.) The last epoch is
 evaluated once, after the recalibration. A run too short for one epoch and the end is
 refused before anything is written.
 
@@ -380,10 +381,10 @@ class _Run:
 
     @torch.no_grad()
     def _time_end(self) -> float:
-        """Seconds `finish` will take: its recalibration and evaluation are forward passes
-        at the final resolution, timed here on one val batch (the second of two: the first
-        pays for setting up that resolution), times the batches they run, with a margin."""
-        recipe = self.meta.recipe
+        """Seconds `finish` will take, before the first step: its recalibration and
+        evaluation are forward passes at the final resolution, timed here on one val batch
+        (the second of two: the first pays for setting up that resolution). Every later
+        evaluation at that resolution replaces the estimate (`_end_epoch`)."""
         size = self.meta.final_resolution or self.data.resolution
         x = to_resolution(self.data.x_val[:EVAL_BATCH], size)
         was = self.net.training
@@ -395,8 +396,7 @@ class _Run:
             per_image = (time.monotonic() - t0) / len(x)
         finally:
             self.net.train(was)
-        images = len(self.data.y_val) + recipe.recalibration_batches * recipe.batch_size
-        return END_MARGIN * per_image * images
+        return self._end_from(per_image * len(self.data.y_val))
 
     def _probe(self, steps: int) -> None:
         """After step 1 start the clock; after PROBE_STEPS more (or when the budget is
@@ -432,10 +432,25 @@ class _Run:
         return self.meta.history[-1].val_accuracy if self.meta.history else None
 
     def _end_epoch(self, epoch: int, losses: list[float]) -> None:
-        self._record(epoch, losses, evaluate(
-            self.net, self.data, batch_size=EVAL_BATCH,
-            resolution=self.meta.final_resolution if self.final_phase() else None))
+        at_end_size = self.meta.final_resolution is None or self.final_phase()
+        started = time.monotonic()
+        accuracy = evaluate(self.net, self.data, batch_size=EVAL_BATCH,
+                            resolution=self.meta.final_resolution if self.final_phase()
+                            else None)
+        if self.meta.minutes is not None and at_end_size:
+            # An evaluation at the end's resolution, timed in the run itself, sizes the end
+            # better than the first batch did (a 5-minute run at 224 px overran by 14-28 s
+            # on that estimate alone).
+            self.meta.end_seconds = self._end_from(time.monotonic() - started)
+        self._record(epoch, losses, accuracy)
         self._save()
+
+    def _end_from(self, eval_seconds: float) -> float:
+        """The end's seconds from one whole val pass's: the recalibration's forward passes
+        cost about as much per image."""
+        recipe = self.meta.recipe
+        images = len(self.data.y_val) + recipe.recalibration_batches * recipe.batch_size
+        return END_MARGIN * eval_seconds * images / len(self.data.y_val)
 
     def _record(self, epoch: int, losses: list[float], accuracy: float) -> None:
         self.meta.epoch = epoch + 1
