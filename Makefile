@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The main job: profile this machine's CPU on onnxruntime (cached in .cache/), search the
 # most accurate half-width mbv2 arch under 8 ms with ZiCo (48 estimator calls: ZiCo costs
-# ~2.5 s an arch here), export it and time the exported file.
+# 0.7-1.2 s an arch here at 2 threads), export it and time the exported file.
 demo: install
 	$(BIN)/hwnas search --backend onnxruntime --budget-ms 8 -p width=0.5 --evaluations 48 \
 	  --cache .cache/hwnas -o out/demo
