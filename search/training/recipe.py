@@ -31,13 +31,15 @@ small images (the CIFAR recipes of ProxylessNAS and once-for-all, shortened):
 The budget is a number of `epochs` (the cosine runs over the steps: reproducible
 bit for bit) or `minutes` of wall-clock time (the cosine follows the elapsed share of the
 budget, so the rate reaches zero when the time is up however fast this shared machine
-runs that minute; evaluations count against the time). A minutes run ends at its budget:
-the end's BN recalibration and final evaluation are timed before the first step (one
-forward pass of a batch at the final resolution), again at every epoch's evaluation at
-that resolution, and their time is kept out of the training, which stops mid-epoch when
-the rest is spent. (Before, they ran after the budget: a 5-minute `train_winner` run at
-224 px took 337-363 s.) The last epoch is
-evaluated once, after the recalibration. A run too short for one epoch and the end is
+runs that minute; evaluations count against the time). A minutes run ends about at its
+budget: the end's BN recalibration and final evaluation are estimated before the first
+step (one forward pass of a batch at the final resolution), again from every epoch's
+evaluation at that resolution, and that time is kept out of the training, which stops
+mid-epoch when the rest is spent. The estimate is rough, because the recalibration's
+cost per image moves more than the evaluation's: 5-minute `train_winner` runs at 224 px
+took 337-363 s when the end came after the budget, and 305-328 s with the estimate. A
+90 s run of one of those archs took 82 s. The last epoch is evaluated once, after the
+recalibration. A run too short for one epoch and the end is
 refused before anything is written.
 
 `out/checkpoint.pt` is written atomically after every epoch and at the end (weights,
