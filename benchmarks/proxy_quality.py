@@ -5,8 +5,12 @@ plus a deliberately diverse sample (depth varied by the share of ``skip`` ops, w
 expansion, 1/3/6), each trained from scratch on the bundled digits (or ``--data``) with one
 fixed short schedule (``search.training.train_net``: SGD + Nesterov, cosine LR, ``--steps``
 batches). Accuracies are cached in ``--gt`` (JSON; archs already there are skipped, so an
-interrupted run resumes). A few archs are retrained with another seed: the tau between the
-two seeds' accuracies is the noise ceiling of the ground truth.
+interrupted run resumes, and a run with more ``--seeds`` only trains the new seeds). Each
+arch's label is its mean accuracy over ``--seeds`` K training seeds (0..K-1): one seed
+moves an arch by about as much as archs differ on the bundled tasks, and the mean of K
+has 1/sqrt(K) of that noise. The tau between seed 0's and seed 1's accuracies (over every
+arch when K >= 2, else over the ``--seed-check`` archs retrained with seed 1) is the
+noise ceiling of a one-seed ground truth.
 
 Then every estimator (``search.estimators.list_estimators()``) scores the same archs: the
 zero-shot ones directly, ``bn`` from a BN-NAS supernet and ``supernet`` from SPOS (and
@@ -106,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
-    ap.add_argument("--seed-check", type=int, default=3, help="archs retrained with seed 1")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="training seeds per arch; the label is their mean accuracy")
+    ap.add_argument("--seed-check", type=int, default=3,
+                    help="archs retrained with seed 1 when --seeds is 1")
     ap.add_argument("--supernet-minutes", type=float, default=2.0)
     ap.add_argument("--calib-batches", type=int, default=4,
                     help="BN recalibration batches of the supernet estimator")
@@ -123,13 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     sample = [("random", space.sample(rng)) for _ in range(args.archs)]
     sample += [("diverse", a) for a in diverse_sample(space, args.diverse, args.seed + 1)]
-    seeds = {space.encode(a): 2 for _, a in sample[: args.seed_check]}
+    if args.seeds < 1:
+        ap.error(f"--seeds must be at least 1, got {args.seeds}")
+    seeds = {space.encode(a): max(args.seeds, 2 if i < args.seed_check else 1)
+             for i, (_, a) in enumerate(sample)}
     gt_settings = {"space": space.params, "data": data.source, "steps": args.steps,
                    "batch_size": args.batch_size, "lr": args.lr}
     rows = ground_truth(space, data, sample, path=args.gt, settings=gt_settings, seeds=seeds)
     keys = [space.encode(a) for _, a in sample]
     archs = [a for _, a in sample]
-    truth = np.array([rows[k]["acc"]["0"] for k in keys])
+    truth = np.array([np.mean([rows[k]["acc"][str(sd)] for sd in range(args.seeds)])
+                      for k in keys])
     twice = [k for k in keys if "1" in rows[k]["acc"]]
     noise = {"archs": len(twice)}
     if len(twice) >= 2:
@@ -178,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                              calib_batches=args.calib_batches), extra)
 
     print(f"\nground truth: {len(keys)} archs, accuracy {truth.min():.3f}..{truth.max():.3f} "
-          f"(mean {truth.mean():.3f}); seed noise over {noise['archs']} archs: "
+          f"(mean {truth.mean():.3f}, each the mean of {args.seeds} seeds); "
+          f"seed 0 vs 1 over {noise['archs']} archs: "
           f"tau {noise.get('kendall_tau', float('nan')):.3f}, "
           f"mean |diff| {noise.get('mean_abs_diff', float('nan')):.3f}")
     print(f"{'estimator':18s} {'tau':>6s} {'rho':>6s} {'tau rnd':>7s} {'tau div':>7s} "
@@ -194,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "host": {"machine": platform.machine(), "threads": args.threads,
                  "torch": torch.__version__},
         "command": " ".join(["benchmarks/proxy_quality.py", *(argv or sys.argv[1:])]),
-        "ground_truth": {**gt_settings, "archs": len(keys), "file": str(args.gt),
+        "ground_truth": {**gt_settings, "archs": len(keys), "seeds": args.seeds,
+                         "file": str(args.gt),
                          "accuracy": truth.tolist(), "keys": keys,
                          "acc_min": float(truth.min()), "acc_max": float(truth.max()),
                          "acc_mean": float(truth.mean()), "seed_noise": noise},
