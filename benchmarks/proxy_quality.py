@@ -14,8 +14,10 @@ noise ceiling of a one-seed ground truth.
 
 Then every estimator (``search.estimators.list_estimators()``) scores the same archs: the
 zero-shot ones directly, ``bn`` from a BN-NAS supernet and ``supernet`` from SPOS (and
-Pi-NAS) supernets trained here for ``--supernet-minutes`` each. Printed as one table and
-written to ``benchmarks/results/proxy_quality.json``::
+Pi-NAS) supernets trained here for ``--supernet-minutes`` each; or, with ``--scores
+FILE``, the scores an earlier run of the same archs wrote are ranked against these labels
+(the estimators do not depend on the labels, so a ground truth grown by seeds needs no new
+supernets). Printed as one table and written to ``benchmarks/results/proxy_quality.json``::
 
     flock /tmp/hwnas-cpu.lock .venv/bin/python benchmarks/proxy_quality.py          # ~30 min
     .venv/bin/python benchmarks/proxy_quality.py --archs 4 --diverse 3 --steps 5 \\
@@ -29,6 +31,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,64 +104,30 @@ def rank_quality(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"kendall_tau": float(np.nan_to_num(tau)), "spearman": float(np.nan_to_num(rho))}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--archs", type=int, default=12, help="seeded random sample size")
-    ap.add_argument("--diverse", type=int, default=6, help="diverse sample size")
-    ap.add_argument("--steps", type=int, default=60, help="ground-truth training steps")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
-    ap.add_argument("--seeds", type=int, default=1,
-                    help="training seeds per arch; the label is their mean accuracy")
-    ap.add_argument("--seed-check", type=int, default=3,
-                    help="archs retrained with seed 1 when --seeds is 1")
-    ap.add_argument("--supernet-minutes", type=float, default=2.0)
-    ap.add_argument("--calib-batches", type=int, default=4,
-                    help="BN recalibration batches of the supernet estimator")
-    ap.add_argument("--modes", default="spos,bn,pi", help="supernet modes to train")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--data", default=None, help="ImageFolder dir or .npz (default: digits)")
-    ap.add_argument("--gt", type=Path, default=RESULTS / "proxy_quality_gt.json")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-proxy-quality"))
-    ap.add_argument("--out", type=Path, default=RESULTS / "proxy_quality.json")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    space = get_space("mbv2", resolution=32, width=args.width, classes=10)
-    data = load_dataset(args.data, resolution=32, seed=0)
-    rng = np.random.default_rng(args.seed)
-    sample = [("random", space.sample(rng)) for _ in range(args.archs)]
-    sample += [("diverse", a) for a in diverse_sample(space, args.diverse, args.seed + 1)]
-    if args.seeds < 1:
-        ap.error(f"--seeds must be at least 1, got {args.seeds}")
-    seeds = {space.encode(a): max(args.seeds, 2 if i < args.seed_check else 1)
-             for i, (_, a) in enumerate(sample)}
-    gt_settings = {"space": space.params, "data": data.source, "steps": args.steps,
-                   "batch_size": args.batch_size, "lr": args.lr}
-    rows = ground_truth(space, data, sample, path=args.gt, settings=gt_settings, seeds=seeds)
-    keys = [space.encode(a) for _, a in sample]
-    archs = [a for _, a in sample]
-    truth = np.array([np.mean([rows[k]["acc"][str(sd)] for sd in range(args.seeds)])
-                      for k in keys])
-    twice = [k for k in keys if "1" in rows[k]["acc"]]
-    noise = {"archs": len(twice)}
-    if len(twice) >= 2:
-        a0 = np.array([rows[k]["acc"]["0"] for k in twice])
-        a1 = np.array([rows[k]["acc"]["1"] for k in twice])
-        noise.update(rank_quality(a1, a0), mean_abs_diff=float(np.abs(a0 - a1).mean()))
+def reuse_scores(path: Path, keys: list[str], quality: Callable[[np.ndarray], dict[str, Any]]
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Another run's estimator scores (and costs) of the same archs, ranked against these
+    labels: a ground truth that grew by seeds or steps needs no estimator run again."""
+    old = json.loads(path.read_text())
+    if old["ground_truth"]["keys"] != keys:
+        raise SystemExit(f"--scores {path}: its archs are not this run's sample "
+                         "(the same --seed, --archs, --diverse and --width are needed)")
+    estimators = {label: {**row, **quality(np.array(row["scores"])), "scores_from": str(path)}
+                  for label, row in old["estimators"].items()}
+    return estimators, old["zico_cost_width_0.5"]
 
+
+def run_estimators(args: argparse.Namespace, space: Space, data: Any, archs: list[Arch],
+                   quality: Callable[[np.ndarray], dict[str, Any]]
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Every estimator's scores of `archs` and their cost; the supernets are trained here."""
     estimators: dict[str, dict[str, Any]] = {}
-    subsets = {"random": slice(0, args.archs), "diverse": slice(args.archs, None)}
 
     def record(label: str, est: Any, extra: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         scores = est.score(archs)
         row = {"s_per_arch": (time.perf_counter() - t0) / len(archs), **extra,
-               **rank_quality(scores, truth), "describe": est.describe(),
-               "scores": scores.tolist()}
-        row["by_sample"] = {sub: rank_quality(scores[sl], truth[sl])
-                            for sub, sl in subsets.items() if len(truth[sl]) >= 3}
+               **quality(scores), "describe": est.describe(), "scores": scores.tolist()}
         estimators[label] = row
         print(f"[est] {label}: tau {row['kendall_tau']:.3f} ({row['s_per_arch']:.2f} s/arch)",
               flush=True)
@@ -187,6 +156,75 @@ def main(argv: list[str] | None = None) -> int:
         record(f"supernet[{mode}]",
                get_estimator("supernet", space=space, checkpoint=ckpt, data=data,
                              calib_batches=args.calib_batches), extra)
+
+    return estimators, zico_cost
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--archs", type=int, default=12, help="seeded random sample size")
+    ap.add_argument("--diverse", type=int, default=6, help="diverse sample size")
+    ap.add_argument("--steps", type=int, default=60, help="ground-truth training steps")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="training seeds per arch; the label is their mean accuracy")
+    ap.add_argument("--seed-check", type=int, default=3,
+                    help="archs retrained with seed 1 when --seeds is 1")
+    ap.add_argument("--supernet-minutes", type=float, default=2.0)
+    ap.add_argument("--calib-batches", type=int, default=4,
+                    help="BN recalibration batches of the supernet estimator")
+    ap.add_argument("--modes", default="spos,bn,pi", help="supernet modes to train")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", default=None, help="ImageFolder dir or .npz (default: digits)")
+    ap.add_argument("--gt", type=Path, default=RESULTS / "proxy_quality_gt.json")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/hwnas-proxy-quality"))
+    ap.add_argument("--out", type=Path, default=RESULTS / "proxy_quality.json")
+    ap.add_argument("--scores", type=Path, default=None,
+                    help="rank another run's estimator scores (its --out JSON, same archs) "
+                         "against these labels instead of running the estimators")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    space = get_space("mbv2", resolution=32, width=args.width, classes=10)
+    data = load_dataset(args.data, resolution=32, seed=0)
+    rng = np.random.default_rng(args.seed)
+    sample = [("random", space.sample(rng)) for _ in range(args.archs)]
+    sample += [("diverse", a) for a in diverse_sample(space, args.diverse, args.seed + 1)]
+    if args.seeds < 1:
+        ap.error(f"--seeds must be at least 1, got {args.seeds}")
+    seeds = {space.encode(a): max(args.seeds, 2 if i < args.seed_check else 1)
+             for i, (_, a) in enumerate(sample)}
+    gt_settings = {"space": space.params, "data": data.source, "steps": args.steps,
+                   "batch_size": args.batch_size, "lr": args.lr}
+    rows = ground_truth(space, data, sample, path=args.gt, settings=gt_settings, seeds=seeds)
+    keys = [space.encode(a) for _, a in sample]
+    archs = [a for _, a in sample]
+    truth = np.array([np.mean([rows[k]["acc"][str(sd)] for sd in range(args.seeds)])
+                      for k in keys])
+    twice = [k for k in keys if "1" in rows[k]["acc"]]
+    noise = {"archs": len(twice)}
+    if len(twice) >= 2:
+        a0 = np.array([rows[k]["acc"]["0"] for k in twice])
+        a1 = np.array([rows[k]["acc"]["1"] for k in twice])
+        noise.update(rank_quality(a1, a0), mean_abs_diff=float(np.abs(a0 - a1).mean()))
+    if args.seeds >= 2:
+        per_seed = np.array([[rows[k]["acc"][str(sd)] for sd in range(args.seeds)]
+                             for k in keys])
+        noise["seed_sd"] = float(per_seed.std(axis=1, ddof=1).mean())
+
+    subsets = {"random": slice(0, args.archs), "diverse": slice(args.archs, None)}
+
+    def quality(scores: np.ndarray) -> dict[str, Any]:
+        return {**rank_quality(scores, truth),
+                "by_sample": {sub: rank_quality(scores[sl], truth[sl])
+                              for sub, sl in subsets.items() if len(truth[sl]) >= 3}}
+
+    if args.scores is not None:
+        estimators, zico_cost = reuse_scores(args.scores, keys, quality)
+    else:
+        estimators, zico_cost = run_estimators(args, space, data, archs, quality)
 
     print(f"\nground truth: {len(keys)} archs, accuracy {truth.min():.3f}..{truth.max():.3f} "
           f"(mean {truth.mean():.3f}, each the mean of {args.seeds} seeds); "
