@@ -27,6 +27,7 @@ supernets). Printed as one table and written to ``benchmarks/results/proxy_quali
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -122,6 +123,7 @@ def run_estimators(args: argparse.Namespace, space: Space, data: Any, archs: lis
                    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Every estimator's scores of `archs` and their cost; the supernets are trained here."""
     estimators: dict[str, dict[str, Any]] = {}
+    data_key = hashlib.sha1(data.source.encode()).hexdigest()[:8]
 
     def record(label: str, est: Any, extra: dict[str, Any]) -> None:
         t0 = time.perf_counter()
@@ -147,7 +149,8 @@ def run_estimators(args: argparse.Namespace, space: Space, data: Any, archs: lis
     print(f"[est] zico cost at width 0.5: {zico_cost['s_per_arch']:.2f} s/arch", flush=True)
     args.workdir.mkdir(parents=True, exist_ok=True)
     for mode in [m for m in args.modes.split(",") if m]:
-        ckpt = args.workdir / f"supernet-{mode}-w{args.width}.pt"
+        # Keyed by the data too: a checkpoint of another data set is refused on resume.
+        ckpt = args.workdir / f"supernet-{mode}-w{args.width}-{data_key}.pt"
         meta = train_supernet(space, data, out=ckpt, settings=TrainSettings(mode=mode),
                               minutes=args.supernet_minutes)
         extra = {"train_s": meta.seconds, "train_steps": meta.step}
@@ -186,14 +189,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="rank another run's estimator scores (its --out JSON, same archs) "
                          "against these labels instead of running the estimators")
     args = ap.parse_args(argv)
+    if args.seeds < 1:
+        ap.error(f"--seeds must be at least 1, got {args.seeds}")
     torch.set_num_threads(args.threads)
     space = get_space("mbv2", resolution=32, width=args.width, classes=10)
     data = load_dataset(args.data, resolution=32, seed=0)
     rng = np.random.default_rng(args.seed)
     sample = [("random", space.sample(rng)) for _ in range(args.archs)]
     sample += [("diverse", a) for a in diverse_sample(space, args.diverse, args.seed + 1)]
-    if args.seeds < 1:
-        ap.error(f"--seeds must be at least 1, got {args.seeds}")
     seeds = {space.encode(a): max(args.seeds, 2 if i < args.seed_check else 1)
              for i, (_, a) in enumerate(sample)}
     gt_settings = {"space": space.params, "data": data.source, "steps": args.steps,
@@ -201,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = ground_truth(space, data, sample, path=args.gt, settings=gt_settings, seeds=seeds)
     keys = [space.encode(a) for _, a in sample]
     archs = [a for _, a in sample]
-    truth = np.array([np.mean([rows[k]["acc"][str(sd)] for sd in range(args.seeds)])
-                      for k in keys])
+    per_seed = np.array([[rows[k]["acc"][str(sd)] for sd in range(args.seeds)] for k in keys])
+    truth = per_seed.mean(axis=1)
     twice = [k for k in keys if "1" in rows[k]["acc"]]
     noise = {"archs": len(twice)}
     if len(twice) >= 2:
@@ -210,8 +213,6 @@ def main(argv: list[str] | None = None) -> int:
         a1 = np.array([rows[k]["acc"]["1"] for k in twice])
         noise.update(rank_quality(a1, a0), mean_abs_diff=float(np.abs(a0 - a1).mean()))
     if args.seeds >= 2:
-        per_seed = np.array([[rows[k]["acc"][str(sd)] for sd in range(args.seeds)]
-                             for k in keys])
         noise["seed_sd"] = float(per_seed.std(axis=1, ddof=1).mean())
 
     subsets = {"random": slice(0, args.archs), "diverse": slice(args.archs, None)}
