@@ -4,8 +4,11 @@ Ground truth: a seeded random sample of the 32x32 ``mbv2`` space (classes 10, sm
 plus a deliberately diverse sample (depth varied by the share of ``skip`` ops, width by the
 expansion, 1/3/6), each trained from scratch on the bundled digits (or ``--data``) with one
 fixed short schedule (``search.training.train_net``: SGD + Nesterov, cosine LR, ``--steps``
-batches). Accuracies are cached in ``--gt`` (JSON; archs already there are skipped, so an
-interrupted run resumes, and a run with more ``--seeds`` only trains the new seeds). Each
+batches), or with ``--epochs E`` by ``hwnas train``'s recipe (``search.training.recipe``:
+warm-up, label smoothing, translation, BN recalibration) for E epochs: the accuracy a
+user's training would reach. Accuracies are cached in ``--gt`` (JSON; archs already
+there are skipped, so an interrupted run resumes, and a run with more ``--seeds`` only
+trains the new seeds). Each
 arch's label is its mean accuracy over ``--seeds`` K training seeds (0..K-1): one seed
 moves an arch by about as much as archs differ on the bundled tasks, and the mean of K
 has 1/sqrt(K) of that noise. The tau between seed 0's and seed 1's accuracies (over every
@@ -31,6 +34,7 @@ import hashlib
 import json
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -45,6 +49,7 @@ from models import build
 from search.data import load_dataset
 from search.estimators import get_estimator
 from search.training import TrainSettings, train_net, train_supernet
+from search.training.recipe import Recipe, train_arch
 from spaces import Arch, Space, get_space
 from spaces.mbv2 import EXPANSIONS, KERNELS, SKIP, mbconv_op
 
@@ -88,15 +93,26 @@ def ground_truth(space: Space, data: Any, archs: list[tuple[str, Arch]], *, path
             if str(seed) in row["acc"]:
                 continue
             t0 = time.perf_counter()
-            torch.manual_seed(seed)
-            acc = train_net(build(space, arch), data, steps=settings["steps"],
-                            batch_size=settings["batch_size"], lr=settings["lr"], seed=seed)
+            acc = train_once(space, arch, data, settings, seed)
             row["acc"][str(seed)] = acc
             row["train_s"] = time.perf_counter() - t0
             path.write_text(json.dumps(cache, indent=1))
             print(f"[gt {i + 1}/{len(archs)}] seed {seed} acc {acc:.3f} "
                   f"({row['train_s']:.0f}s) {sample}", flush=True)
     return rows
+
+
+def train_once(space: Space, arch: Arch, data: Any, settings: dict[str, Any], seed: int
+               ) -> float:
+    """One ground-truth training of `arch` with `seed`: its val accuracy."""
+    if "epochs" in settings:
+        recipe = Recipe(**{**settings["recipe"], "seed": seed})
+        with tempfile.TemporaryDirectory() as out:
+            return train_arch(space, arch, data, out=out, epochs=settings["epochs"],
+                              recipe=recipe, resume=False).meta.val_accuracy
+    torch.manual_seed(seed)
+    return train_net(build(space, arch), data, steps=settings["steps"],
+                     batch_size=settings["batch_size"], lr=settings["lr"], seed=seed)
 
 
 def rank_quality(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -171,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=60, help="ground-truth training steps")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="train the ground truth with hwnas train's recipe for this many "
+                         "epochs instead (--steps, --batch-size and --lr then unused)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     ap.add_argument("--seeds", type=int, default=1,
                     help="training seeds per arch; the label is their mean accuracy")
@@ -191,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.epochs is not None and args.epochs < 1:
+        ap.error(f"--epochs must be at least 1, got {args.epochs}")
     torch.set_num_threads(args.threads)
     space = get_space("mbv2", resolution=32, width=args.width, classes=10)
     data = load_dataset(args.data, resolution=32, seed=0)
@@ -199,8 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     sample += [("diverse", a) for a in diverse_sample(space, args.diverse, args.seed + 1)]
     seeds = {space.encode(a): max(args.seeds, 2 if i < args.seed_check else 1)
              for i, (_, a) in enumerate(sample)}
-    gt_settings = {"space": space.params, "data": data.source, "steps": args.steps,
-                   "batch_size": args.batch_size, "lr": args.lr}
+    if args.epochs is None:
+        gt_settings = {"space": space.params, "data": data.source, "steps": args.steps,
+                       "batch_size": args.batch_size, "lr": args.lr}
+    else:
+        recipe = Recipe().model_dump(exclude={"seed"})
+        gt_settings = {"space": space.params, "data": data.source, "epochs": args.epochs,
+                       "recipe": recipe}
     rows = ground_truth(space, data, sample, path=args.gt, settings=gt_settings, seeds=seeds)
     keys = [space.encode(a) for _, a in sample]
     archs = [a for _, a in sample]

@@ -52,7 +52,7 @@ from torch import nn
 
 from models import build
 from search.data import Dataset, check_compatible, load_dataset
-from search.training.loop import random_batch, torch_threads
+from search.training.loop import channels_last, random_batch, torch_threads
 from spaces import Arch, Space
 
 from .registry import register_estimator
@@ -169,7 +169,7 @@ class ZiCo:
                 with torch.random.fork_rng():
                     torch.manual_seed(self.seed)
                     net = build(self.space, arch)
-                out.append(zico_score(net.to(memory_format=torch.channels_last),
+                out.append(zico_score(channels_last(net),
                                       self.batches, threads=side))
         return np.asarray(out, dtype=np.float64)
 

@@ -69,7 +69,7 @@ from search.data import Dataset, check_compatible, to_resolution
 from spaces import Arch, Space
 
 from .checkpoint import read_checkpoint, save_checkpoint, validate_meta
-from .loop import evaluate, random_batch
+from .loop import channels_last, evaluate, random_batch
 
 CHECKPOINT = "checkpoint.pt"
 WARMUP = 0.03
@@ -214,12 +214,15 @@ def train_arch(space: Space, arch: Arch, data: Dataset, *, out: str | Path,
     if meta.finished:
         return TrainedArch(meta, space, net.eval())
     steps_per_epoch = max(1, len(data.y_train) // recipe.batch_size)
+    channels_last(net)
     opt = _optimizer(net, recipe)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
     run = _Run(net, opt, data, meta, steps_per_epoch, path, progress, cancel)
     run.loop()
-    return TrainedArch(run.finish(), space, net.eval())
+    meta = run.finish()
+    # Exporters and users get the usual layout back.
+    return TrainedArch(meta, space, net.to(memory_format=torch.contiguous_format).eval())
 
 
 def _check_budget(minutes: float | None, epochs: int | None) -> None:

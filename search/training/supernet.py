@@ -36,7 +36,7 @@ from search.data import Dataset, check_compatible
 from spaces import Space
 
 from .checkpoint import CheckpointMeta, TrainSettings, load_checkpoint, save_checkpoint
-from .loop import random_batch
+from .loop import channels_last, random_batch
 from .pinas import PiNAS
 
 
@@ -65,7 +65,7 @@ class _Run:
     def __init__(self, space: Space, settings: TrainSettings) -> None:
         self.settings = settings
         torch.manual_seed(settings.seed)
-        self.supernet = Supernet(space)
+        self.supernet = channels_last(Supernet(space))
         self.rng = np.random.default_rng(settings.seed)
         self.gen = torch.Generator().manual_seed(settings.seed)
         self.pi = PiNAS(self.supernet, settings) if settings.mode == "pi" else None

@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from models import build
 from search.data import load_dataset
 from search.training import TrainSettings, train_supernet
+from search.training.loop import channels_last, random_batch
 from search.training.recipe import (
     CHECKPOINT,
     Recipe,
@@ -50,6 +53,8 @@ def test_epochs_budget_trains_and_checkpoints(space, data, tmp_path: Path) -> No
     assert meta.step == 3 * (len(data.y_train) // 64) == seen[-1].step
     assert seen[-1].fraction == 1.0 and seen[0].fraction < 0.1
     assert meta.val_accuracy > 0.3  # 10 classes: chance is 0.1
+    # Trained in channels_last, handed back in the usual layout for the exporters.
+    assert all(p.is_contiguous() for p in result.net.parameters())
     saved, _ = load_trained(tmp_path / CHECKPOINT)
     assert saved.finished and saved.val_accuracy == meta.val_accuracy
     # A finished run is returned as is, without training again.
@@ -57,6 +62,31 @@ def test_epochs_budget_trains_and_checkpoints(space, data, tmp_path: Path) -> No
     assert again.meta.step == meta.step
     assert all(torch.equal(a, b) for a, b in zip(again.net.state_dict().values(),
                                                  result.net.state_dict().values(), strict=True))
+
+
+def test_channels_last_is_the_same_math(space, data) -> None:
+    # In float64, where rounding cannot hide a layout bug, SGD steps in channels_last
+    # give NCHW's losses and weights.
+    torch.manual_seed(0)
+    nets = [build(space, space.decode(ARCH)).double() for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    channels_last(nets[1])
+    assert nets[1].stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    rng = np.random.default_rng(0)
+    batches = [random_batch(data, 32, rng) for _ in range(3)]
+    losses = []
+    for net in nets:
+        opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+        losses.append([])
+        for x, y in batches:
+            loss = F.cross_entropy(net(x.double()), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[-1].append(float(loss))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-9)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(space, data, tmp_path: Path) -> None:
