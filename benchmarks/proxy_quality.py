@@ -6,11 +6,13 @@ expansion, 1/3/6), each trained from scratch on the bundled digits (or ``--data`
 fixed short schedule (``search.training.train_net``: SGD + Nesterov, cosine LR, ``--steps``
 batches), or with ``--epochs E`` by ``hwnas train``'s recipe (``search.training.recipe``:
 warm-up, label smoothing, translation, BN recalibration) for E epochs: the accuracy a
-user's training would reach. Accuracies are cached in ``--gt`` (JSON; archs already
-there are skipped, so an interrupted run resumes, and a run with more ``--seeds`` only
-trains the new seeds). Each
-arch's label is its mean accuracy over ``--seeds`` K training seeds (0..K-1): one seed
-moves an arch by about as much as archs differ on the bundled tasks, and the mean of K
+user's training would reach. With ``--space nb201`` the sample is of the NATS-Bench-TSS
+cell space instead (``--channels``, ``--cells``; no diverse sample: its ``none``, pool
+and skip edges already span a wide range), the setting of the ZiCo paper's claim.
+Accuracies are cached in ``--gt`` (JSON; archs already there are skipped, so an
+interrupted run resumes, and a run with more ``--seeds`` only trains the new seeds). Each
+arch's label is its mean accuracy over ``--seeds`` K training seeds (0..K-1): on the
+mbv2 tasks one seed moves an arch by about as much as archs differ, and the mean of K
 has 1/sqrt(K) of that noise. The tau between seed 0's and seed 1's accuracies (over every
 arch when K >= 2, else over the ``--seed-check`` archs retrained with seed 1) is the
 noise ceiling of a one-seed ground truth.
@@ -128,7 +130,8 @@ def reuse_scores(path: Path, keys: list[str], quality: Callable[[np.ndarray], di
     old = json.loads(path.read_text())
     if old["ground_truth"]["keys"] != keys:
         raise SystemExit(f"--scores {path}: its archs are not this run's sample "
-                         "(the same --seed, --archs, --diverse and --width are needed)")
+                         "(the same --space, --seed, --archs, --diverse and --width, or "
+                         "--channels and --cells, are needed)")
     estimators = {label: {**row, **quality(np.array(row["scores"])), "scores_from": str(path)}
                   for label, row in old["estimators"].items()}
     return estimators, old["zico_cost_width_0.5"]
@@ -140,6 +143,7 @@ def run_estimators(args: argparse.Namespace, space: Space, data: Any, archs: lis
     """Every estimator's scores of `archs` and their cost; the supernets are trained here."""
     estimators: dict[str, dict[str, Any]] = {}
     data_key = hashlib.sha1(data.source.encode()).hexdigest()[:8]
+    space_key = hashlib.sha1(json.dumps([space.name, space.params]).encode()).hexdigest()[:8]
 
     def record(label: str, est: Any, extra: dict[str, Any]) -> None:
         t0 = time.perf_counter()
@@ -166,7 +170,7 @@ def run_estimators(args: argparse.Namespace, space: Space, data: Any, archs: lis
     args.workdir.mkdir(parents=True, exist_ok=True)
     for mode in [m for m in args.modes.split(",") if m]:
         # Keyed by the data too: a checkpoint of another data set is refused on resume.
-        ckpt = args.workdir / f"supernet-{mode}-w{args.width}-{data_key}.pt"
+        ckpt = args.workdir / f"supernet-{mode}-{space_key}-{data_key}.pt"
         meta = train_supernet(space, data, out=ckpt, settings=TrainSettings(mode=mode),
                               minutes=args.supernet_minutes)
         extra = {"train_s": meta.seconds, "train_steps": meta.step}
@@ -181,9 +185,14 @@ def run_estimators(args: argparse.Namespace, space: Space, data: Any, archs: lis
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--space", choices=("mbv2", "nb201"), default="mbv2",
+                    help="nb201: the NATS-Bench-TSS cell space of the ZiCo paper's claim")
+    ap.add_argument("--width", type=float, default=0.25, help="mbv2's width multiplier")
+    ap.add_argument("--channels", type=int, default=16, help="nb201's first-stage channels")
+    ap.add_argument("--cells", type=int, default=1, help="nb201's cells per stage")
     ap.add_argument("--archs", type=int, default=12, help="seeded random sample size")
-    ap.add_argument("--diverse", type=int, default=6, help="diverse sample size")
+    ap.add_argument("--diverse", type=int, default=None,
+                    help="diverse sample size (mbv2 only; default 6, and 0 for nb201)")
     ap.add_argument("--steps", type=int, default=60, help="ground-truth training steps")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.05)
@@ -212,8 +221,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.epochs is not None and args.epochs < 1:
         ap.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.diverse is None:
+        args.diverse = 6 if args.space == "mbv2" else 0
+    if args.space != "mbv2" and args.diverse:
+        ap.error("--diverse: the diverse sample varies mbv2's skips and expansions; "
+                 f"give 0 with --space {args.space}")
     torch.set_num_threads(args.threads)
-    space = get_space("mbv2", resolution=32, width=args.width, classes=10)
+    if args.space == "mbv2":
+        space = get_space("mbv2", resolution=32, width=args.width, classes=10)
+    else:
+        space = get_space("nb201", resolution=32, channels=args.channels, cells=args.cells,
+                          classes=10)
     data = load_dataset(args.data, resolution=32, seed=0)
     rng = np.random.default_rng(args.seed)
     sample = [("random", space.sample(rng)) for _ in range(args.archs)]
