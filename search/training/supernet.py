@@ -101,8 +101,11 @@ class _Run:
             self.supernet.set_active(self.supernet.space.sample(self.rng))
             loss = F.cross_entropy(self.supernet(x), y)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        # In the BN phase a path of parameter-free ops only (nb201's none, skip and pool
+        # edges) has no BN to train: the step passes with nothing to update.
+        if loss.requires_grad:
+            loss.backward()
+            self.opt.step()
         if self.pi is not None:
             self.pi.update_teacher(self.supernet)
         self.step += 1

@@ -61,6 +61,22 @@ def test_bn_mode_trains_only_the_ops_last_bns_after_warmup(tmp_path: Path, data)
     assert changed <= allowed
 
 
+def test_bn_phase_passes_over_a_path_with_no_bn(tmp_path: Path, data,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # nb201's none/skip/pool edges hold no BN: such a path has nothing to train after the
+    # warm-up (its loss needs no gradient), and the run goes on instead of failing.
+    free = SPACE.decode("|none~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|")
+    monkeypatch.setattr(SPACE, "sample", lambda rng: free)
+    out = tmp_path / "bn.pt"
+    train_supernet(SPACE, data, out=out, settings=settings("bn"), steps=2)
+    _, before = load_supernet(out)
+    meta = train_supernet(SPACE, data, out=out, settings=settings("bn"), steps=5)
+    _, after = load_supernet(out)
+    assert meta.step == 5
+    for p, q in zip(after.parameters(), before.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
 def test_progress_cancel_and_time_budget(tmp_path: Path, data) -> None:
     seen: list[TrainProgress] = []
     meta = train_supernet(SPACE, data, out=tmp_path / "c.pt", settings=settings("spos"),
