@@ -22,6 +22,12 @@ Accuracy after M minutes depends on how fast this shared machine ran in those mi
         --cache .cache/hwnas            # ~40 min: 6 runs of 5 minutes, search, exports
 
 Prints a table and writes `benchmarks/results/train_winner.json`.
+
+How much of a difference between two such runs is the training's own noise:
+`--retrain RESULT.json --train-seed S` trains the winner of that earlier result and its
+`--random` most accurate random archs again, the same way but with training seed S (the
+same train/val split, data seed `--seed`), and prints both runs' accuracies side by side
+(no search, no export; `--random 1`: 2 runs, ~11 minutes).
 """
 
 from __future__ import annotations
@@ -39,13 +45,13 @@ import numpy as np
 from profilers.device import DeviceProfile
 from profilers.formats import HostInfo
 from search.api import SearchSpec, TargetSpec, run_search
-from search.data import load_dataset
+from search.data import Dataset, load_dataset
 from search.deliver import measure_exported
 from search.local import local_predictor
 from search.ship import train_resolution
 from search.training import torch_threads
-from search.training.recipe import Recipe, train_arch
-from spaces import get_space
+from search.training.recipe import Recipe, TrainedArch, train_arch
+from spaces import Arch, Space, get_space
 
 OUT = Path(__file__).parent / "results" / "train_winner.json"
 
@@ -57,12 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-minutes", type=float, default=5.0)
     parser.add_argument("--random", type=int, default=5, help="random archs to train")
     parser.add_argument("--evaluations", type=int, default=40, help="ZiCo calls")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="search, split and sample")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="with --retrain: the recipe's seed (default: --seed)")
+    parser.add_argument("--retrain", type=Path, default=None,
+                        help="an earlier result: retrain its winner and best randoms")
     parser.add_argument("--cache", type=Path, default=Path(".cache/hwnas"))
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if args.train_seed is not None and args.retrain is None:
+        # The winner is trained inside the search, with the search's seed.
+        parser.error("--train-seed needs --retrain")
+    if args.train_seed is None:
+        args.train_seed = args.seed
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hwnas-train-winner-"))
+    if args.retrain is not None:
+        return _retrain(args, work)
     started = time.monotonic()
 
     data = load_dataset(None, resolution=32, seed=args.seed)
@@ -99,17 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     feasible = [a for a, ms in zip(sample, predicted, strict=True) if ms <= budget]
     picks = [feasible[i] for i in rng.choice(len(feasible), size=args.random, replace=False)]
     randoms = []
-    with torch_threads(1):
-        for number, arch in enumerate(picks):
-            run = train_arch(train_space, arch, train_data, out=work / "random" / str(number),
-                             minutes=args.train_minutes, recipe=Recipe(seed=args.seed),
-                             final_resolution=224)
-            randoms.append({"arch": deploy.encode(arch),
-                            "predicted_ms": float(predictor.predict([arch])[0]),
-                            "val_accuracy": run.meta.val_accuracy, "epochs": run.meta.epoch,
-                            "seconds": round(run.meta.seconds, 1)})
-            print(f"random {number}: {run.meta.val_accuracy:.2%} after {run.meta.epoch} "
-                  f"epochs", flush=True)
+    for number, arch in enumerate(picks):
+        run = _train(train_space, arch, train_data, work / "random" / str(number), args)
+        randoms.append({"arch": deploy.encode(arch),
+                        "predicted_ms": float(predictor.predict([arch])[0]),
+                        "val_accuracy": run.meta.val_accuracy, "epochs": run.meta.epoch,
+                        "seconds": round(run.meta.seconds, 1)})
+        print(f"random {number}: {run.meta.val_accuracy:.2%} after {run.meta.epoch} "
+              f"epochs", flush=True)
 
     int8 = _int8(work / "search", training)
     best_random = max(r["val_accuracy"] for r in randoms)
@@ -122,6 +136,50 @@ def main(argv: list[str] | None = None) -> int:
         "winner_beats_best_random": winner["val_accuracy"] > best_random,
         "int8": int8, "seconds": round(time.monotonic() - started, 1)}
     _print(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _train(space: Space, arch: Arch, data: Dataset, out: Path,
+           args: argparse.Namespace) -> TrainedArch:
+    """One arch trained as the winner is: `args.train_minutes`, 1 thread, 224 px at the end."""
+    with torch_threads(1):
+        return train_arch(space, arch, data, out=out, minutes=args.train_minutes,
+                          recipe=Recipe(seed=args.train_seed), final_resolution=224)
+
+
+def _retrain(args: argparse.Namespace, work: Path) -> int:
+    """The winner and the `args.random` best randoms of `args.retrain`, trained again."""
+    before = json.loads(args.retrain.read_text())
+    width = before["settings"]["width"]
+    data = load_dataset(None, resolution=train_resolution(224), seed=args.seed)
+    space = get_space("mbv2", resolution=data.resolution, width=width, classes=data.classes)
+    best = sorted(before["random"], key=lambda r: -r["val_accuracy"])[:args.random]
+    runs = []
+    for name, earlier in [("winner", before["winner"]),
+                          *((f"random {before['random'].index(r)}", r) for r in best)]:
+        run = _train(space, space.decode(earlier["arch"]), data, work / name.replace(" ", "-"),
+                     args)
+        runs.append({"name": name, "arch": earlier["arch"],
+                     "earlier": {"val_accuracy": earlier["val_accuracy"],
+                                 "epochs": earlier["epochs"]},
+                     "val_accuracy": run.meta.val_accuracy, "epochs": run.meta.epoch,
+                     "seconds": round(run.meta.seconds, 1)})
+        print(f"{name}: {run.meta.val_accuracy:.2%} after {run.meta.epoch} epochs "
+              f"(earlier {earlier['val_accuracy']:.2%}, {earlier['epochs']} epochs)", flush=True)
+    result = {"benchmark": "train_winner --retrain", "date": datetime.now(UTC).isoformat(),
+              "host": HostInfo.current().model_dump(mode="json"),
+              "settings": {k: str(v) if isinstance(v, Path) else v
+                           for k, v in vars(args).items()},
+              "earlier_seed": before["settings"].get("train_seed", before["settings"]["seed"]),
+              "runs": runs}
+    print(f"\n| arch | seed {result['earlier_seed']} | seed {args.train_seed} | epochs |"
+          "\n|---|---|---|---|")
+    for r in runs:
+        print(f"| {r['name']} | {r['earlier']['val_accuracy']:.2%} | {r['val_accuracy']:.2%} | "
+              f"{r['earlier']['epochs']}, {r['epochs']} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"-> {args.out}")

@@ -115,8 +115,10 @@ def test_minutes_budget_stops_at_the_time(space, data, tmp_path: Path) -> None:
     result = train_arch(space, space.decode(ARCH), data, out=tmp_path, minutes=0.5,
                         recipe=Recipe(batch_size=256))
     # Ends at the budget: the training stops early enough for the BN recalibration and
-    # the final evaluation to fit in it (timed up front), give or take a step.
-    assert 0 < result.meta.end_seconds < 3.0
+    # the final evaluation to fit in it (timed up front), give or take a step. The end
+    # (16 recalibration batches and 359 val images) takes about 1 s alone and 3.5 s was
+    # seen beside another job; a fifth of the budget would mean it does too much.
+    assert 0 < result.meta.end_seconds < 6.0
     assert 28.5 <= result.meta.seconds <= 32.0
     assert result.meta.epoch >= 1 and result.meta.finished
     # The last epoch is evaluated once, after the recalibration: its record is the final.
