@@ -9,8 +9,11 @@ half of the space is feasible), accuracy on the bundled digits at 32x32:
    and TFLite int8, and each file is run over the val split.
 2. **Random baseline**: `--random` archs drawn uniformly among those predicted under the
    same budget, each trained M minutes with the same recipe, seed and resolutions (112 px,
-   the last quarter at 224; `search.training.train_arch`): val accuracy (torch at 224,
-   the same measure as the winner's `torch` entry).
+   the last quarter at 224; `search.training.train_arch`) and torch threads
+   (`--train-threads`, default torch's, for the search too): val accuracy (torch at 224,
+   the same measure as the winner's `torch` entry). Before 2026-12-03 the randoms ran on
+   1 thread and the search trained its winner on torch's 2, so the winner had up to 1.7x
+   the epochs in `train_winner_epyc_b.json` and `train_winner_epyc_c.json`.
 3. **int8**: the winner's TFLite int8 file against its fp32 file: val accuracy (each file
    run on LiteRT) and latency on LiteRT/XNNPACK at 224x224, 1 thread, timed in
    interleaved rounds (`search.deliver.measure_exported`).
@@ -25,9 +28,9 @@ Prints a table and writes `benchmarks/results/train_winner.json`.
 
 How much of a difference between two such runs is the training's own noise:
 `--retrain RESULT.json --train-seed S` trains the winner of that earlier result and its
-`--random` most accurate random archs again, the same way but with training seed S (the
-same train/val split, data seed `--seed`), and prints both runs' accuracies side by side
-(no search, no export; `--random 1`: 2 runs, ~11 minutes).
+`--random` most accurate random archs again, the same way (the earlier run's width, budget
+and train/val split) but with training seed S, and prints both runs' accuracies side by
+side (no search, no export; `--random 1`: 2 runs, ~11 minutes).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from profilers.device import DeviceProfile
 from profilers.formats import HostInfo
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="search, split and sample")
     parser.add_argument("--train-seed", type=int, default=None,
                         help="with --retrain: the recipe's seed (default: --seed)")
+    parser.add_argument("--train-threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads of the search and of every training run")
     parser.add_argument("--retrain", type=Path, default=None,
                         help="an earlier result: retrain its winner and best randoms")
     parser.add_argument("--cache", type=Path, default=Path(".cache/hwnas"))
@@ -79,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         args.train_seed = args.seed
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hwnas-train-winner-"))
     if args.retrain is not None:
-        return _retrain(args, work)
+        try:
+            before = json.loads(args.retrain.read_text())
+            if not isinstance(before, dict) or before.get("benchmark") != "train_winner":
+                raise ValueError("not a train_winner.py result")
+        except (OSError, ValueError) as err:
+            parser.error(f"--retrain: {args.retrain}: {err}")
+        return _retrain(before, args, work)
     started = time.monotonic()
 
     data = load_dataset(None, resolution=32, seed=args.seed)
@@ -102,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                       estimator="zico", strategy="evolution", evaluations=args.evaluations,
                       seed=args.seed, cache_dir=str(args.cache),
                       train_minutes=args.train_minutes)
-    report = run_search(spec, work / "search",
-                        progress=lambda f, m: print(f"  search {f:4.0%} {m}", flush=True))
+    # The search trains its winner on torch's threads as set: the same as every random.
+    with torch_threads(args.train_threads):
+        report = run_search(spec, work / "search",
+                            progress=lambda f, m: print(f"  search {f:4.0%} {m}", flush=True))
     training = report.training or {}
     winner = {"arch": report.arch, "score": report.score,
               "predicted_ms": report.targets[0].predicted_ms,
@@ -144,18 +158,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(space: Space, arch: Arch, data: Dataset, out: Path,
            args: argparse.Namespace) -> TrainedArch:
-    """One arch trained as the winner is: `args.train_minutes`, 1 thread, 224 px at the end."""
-    with torch_threads(1):
+    """One arch trained as the winner is: `args.train_minutes` on `args.train_threads`
+    torch threads, the last quarter at 224 px."""
+    with torch_threads(args.train_threads):
         return train_arch(space, arch, data, out=out, minutes=args.train_minutes,
                           recipe=Recipe(seed=args.train_seed), final_resolution=224)
 
 
-def _retrain(args: argparse.Namespace, work: Path) -> int:
-    """The winner and the `args.random` best randoms of `args.retrain`, trained again."""
-    before = json.loads(args.retrain.read_text())
-    width = before["settings"]["width"]
+def _retrain(before: dict[str, Any], args: argparse.Namespace, work: Path) -> int:
+    """The winner and the `args.random` best randoms of the result `before`, trained again."""
+    earlier_seed = before["settings"].get("train_seed", before["settings"]["seed"])
+    # The same split, width and budget as the earlier run: only the training seed changes.
+    args.seed, args.width, args.train_minutes = (before["settings"][k] for k in
+                                                 ("seed", "width", "train_minutes"))
     data = load_dataset(None, resolution=train_resolution(224), seed=args.seed)
-    space = get_space("mbv2", resolution=data.resolution, width=width, classes=data.classes)
+    space = get_space("mbv2", resolution=data.resolution, width=args.width,
+                      classes=data.classes)
     best = sorted(before["random"], key=lambda r: -r["val_accuracy"])[:args.random]
     runs = []
     for name, earlier in [("winner", before["winner"]),
@@ -173,7 +191,7 @@ def _retrain(args: argparse.Namespace, work: Path) -> int:
               "host": HostInfo.current().model_dump(mode="json"),
               "settings": {k: str(v) if isinstance(v, Path) else v
                            for k, v in vars(args).items()},
-              "earlier_seed": before["settings"].get("train_seed", before["settings"]["seed"]),
+              "earlier_seed": earlier_seed,
               "runs": runs}
     print(f"\n| arch | seed {result['earlier_seed']} | seed {args.train_seed} | epochs |"
           "\n|---|---|---|---|")

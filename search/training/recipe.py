@@ -476,6 +476,12 @@ class _Run:
                                           resolution=self.meta.final_resolution)
         if self.last is not None:
             self._record(*self.last, self.meta.val_accuracy)
+        elif self.meta.history:
+            # The budget ran out in the last epoch's own evaluation (a slow one also raises
+            # the end's estimate), or a resumed run had no time left: that epoch's record
+            # takes the final, recalibrated accuracy, as a last epoch's always does.
+            self.meta.history[-1] = self.meta.history[-1].model_copy(
+                update={"val_accuracy": self.meta.val_accuracy})
         self.meta.finished = True
         self.meta.seconds = self.seconds()
         self._save()

@@ -7,6 +7,7 @@ a second here, so budgets, resume and bad input are exercised for real.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,33 @@ def test_minutes_budget_stops_at_the_time(space, data, tmp_path: Path) -> None:
     # The last epoch is evaluated once, after the recalibration: its record is the final.
     assert result.meta.history[-1].val_accuracy == result.meta.val_accuracy
     assert result.meta.history[-1].epoch == result.meta.epoch
+
+
+def test_budget_spent_in_an_epochs_evaluation_ends_with_the_final_accuracy(
+        space, data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen under load: the last epoch's evaluation ran past the budget, the loop ended
+    # there, and that epoch kept its pre-recalibration accuracy as the final record.
+    import search.training.recipe as recipe_module
+
+    calls = []
+
+    def slow_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(6.5)  # past the whole 6 s budget
+            return 0.0123
+        return real(*args, **kwargs)
+
+    real = recipe_module.evaluate
+    monkeypatch.setattr(recipe_module, "evaluate", slow_first)
+    result = train_arch(space, space.decode(ARCH), data, out=tmp_path, minutes=0.1,
+                        recipe=Recipe(batch_size=256))
+    assert len(calls) == 2 and result.meta.finished
+    assert result.meta.val_accuracy != 0.0123
+    assert [r.epoch for r in result.meta.history] == [1] == [result.meta.epoch]
+    assert result.meta.history[-1].val_accuracy == result.meta.val_accuracy
+    kept, _ = load_trained(tmp_path / CHECKPOINT)
+    assert kept.history[-1].val_accuracy == result.meta.val_accuracy
 
 
 def test_budget_under_one_epoch_is_refused_before_writing(space, data,
