@@ -142,18 +142,28 @@ def main(argv: list[str] | None = None) -> int:
     int8 = _int8(work / "search", training)
     best_random = max(r["val_accuracy"] for r in randoms)
     result = {
-        "benchmark": "train_winner", "date": datetime.now(UTC).isoformat(),
-        "host": HostInfo.current().model_dump(mode="json"),
-        "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                     "budget_ms": budget},
-        "winner": winner, "random": randoms, "best_random_accuracy": best_random,
+        **_header("train_winner", args), "winner": winner, "random": randoms,
+        "best_random_accuracy": best_random,
         "winner_beats_best_random": winner["val_accuracy"] > best_random,
         "int8": int8, "seconds": round(time.monotonic() - started, 1)}
+    result["settings"]["budget_ms"] = budget
     _print(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"-> {args.out}")
+    _write(result, args.out)
     return 0
+
+
+def _header(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A result's benchmark name, date, host and settings (the arguments)."""
+    return {"benchmark": name, "date": datetime.now(UTC).isoformat(),
+            "host": HostInfo.current().model_dump(mode="json"),
+            "settings": {k: str(v) if isinstance(v, Path) else v
+                         for k, v in vars(args).items()}}
+
+
+def _write(result: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {out}")
 
 
 def _train(space: Space, arch: Arch, data: Dataset, out: Path,
@@ -174,10 +184,10 @@ def _retrain(before: dict[str, Any], args: argparse.Namespace, work: Path) -> in
     data = load_dataset(None, resolution=train_resolution(224), seed=args.seed)
     space = get_space("mbv2", resolution=data.resolution, width=args.width,
                       classes=data.classes)
-    best = sorted(before["random"], key=lambda r: -r["val_accuracy"])[:args.random]
+    best = sorted(enumerate(before["random"]), key=lambda nr: -nr[1]["val_accuracy"])
     runs = []
     for name, earlier in [("winner", before["winner"]),
-                          *((f"random {before['random'].index(r)}", r) for r in best)]:
+                          *((f"random {n}", r) for n, r in best[:args.random])]:
         run = _train(space, space.decode(earlier["arch"]), data, work / name.replace(" ", "-"),
                      args)
         runs.append({"name": name, "arch": earlier["arch"],
@@ -187,20 +197,14 @@ def _retrain(before: dict[str, Any], args: argparse.Namespace, work: Path) -> in
                      "seconds": round(run.meta.seconds, 1)})
         print(f"{name}: {run.meta.val_accuracy:.2%} after {run.meta.epoch} epochs "
               f"(earlier {earlier['val_accuracy']:.2%}, {earlier['epochs']} epochs)", flush=True)
-    result = {"benchmark": "train_winner --retrain", "date": datetime.now(UTC).isoformat(),
-              "host": HostInfo.current().model_dump(mode="json"),
-              "settings": {k: str(v) if isinstance(v, Path) else v
-                           for k, v in vars(args).items()},
-              "earlier_seed": earlier_seed,
+    result = {**_header("train_winner --retrain", args), "earlier_seed": earlier_seed,
               "runs": runs}
-    print(f"\n| arch | seed {result['earlier_seed']} | seed {args.train_seed} | epochs |"
+    print(f"\n| arch | seed {earlier_seed} | seed {args.train_seed} | epochs |"
           "\n|---|---|---|---|")
     for r in runs:
         print(f"| {r['name']} | {r['earlier']['val_accuracy']:.2%} | {r['val_accuracy']:.2%} | "
               f"{r['earlier']['epochs']}, {r['epochs']} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"-> {args.out}")
+    _write(result, args.out)
     return 0
 
 
