@@ -52,7 +52,7 @@ from torch import nn
 
 from models import build
 from search.data import Dataset, check_compatible, load_dataset
-from search.training.loop import channels_last, random_batch, torch_threads
+from search.training.loop import channels_last, keep_freed_memory, random_batch, torch_threads
 from spaces import Arch, Space
 
 from .registry import register_estimator
@@ -162,6 +162,7 @@ class ZiCo:
                                      for _ in range(batches))]
 
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
+        keep_freed_memory()
         out = []
         side = (self.threads or torch.get_num_threads()) if self.side_by_side else None
         with torch_threads(None if self.side_by_side else self.threads):

@@ -36,7 +36,7 @@ from search.data import Dataset, check_compatible
 from spaces import Space
 
 from .checkpoint import CheckpointMeta, TrainSettings, load_checkpoint, save_checkpoint
-from .loop import channels_last, random_batch
+from .loop import channels_last, keep_freed_memory, random_batch
 from .pinas import PiNAS
 
 
@@ -178,6 +178,7 @@ def train_supernet(space: Space, data: Dataset, *, out: str | Path,
     if steps is not None and (not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     check_compatible(data, space.params)
+    keep_freed_memory()
     run = _Run(space, settings)
     meta = CheckpointMeta(space=space.name, params=space.params, settings=settings,
                           data=data.source)
