@@ -69,7 +69,7 @@ from search.data import Dataset, check_compatible, to_resolution
 from spaces import Arch, Space
 
 from .checkpoint import read_checkpoint, save_checkpoint, validate_meta
-from .loop import channels_last, evaluate, random_batch
+from .loop import channels_last, evaluate, keep_freed_memory, random_batch
 
 CHECKPOINT = "checkpoint.pt"
 WARMUP = 0.03
@@ -214,6 +214,7 @@ def train_arch(space: Space, arch: Arch, data: Dataset, *, out: str | Path,
     if meta.finished:
         return TrainedArch(meta, space, net.eval())
     steps_per_epoch = max(1, len(data.y_train) // recipe.batch_size)
+    keep_freed_memory()
     channels_last(net)
     opt = _optimizer(net, recipe)
     if opt_state is not None:
