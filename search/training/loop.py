@@ -53,10 +53,11 @@ def keep_freed_memory() -> bool:
     A training step or a ZiCo gradient frees hundreds of MB of activations at once; by
     default glibc then trims the top of its heap (and serves blocks over its dynamic
     mmap threshold with fresh mappings), so the next step faults every page back in,
-    zero-filled by the kernel: ~15,000 faults an arch in ZiCo on 32 px mbv2 at width 0.25,
-    about a sixth of its time on the 2-core VMs (`benchmarks/zico_cost.py`). With the
-    mmap threshold at its glibc maximum (32 MiB) and the trim threshold at 1 GiB, the
-    faults go to ~0 after the first arch. The price: the process keeps up to 1 GiB of
+    zero-filled by the kernel: ~24,000 faults an arch in ZiCo on 32 px mbv2 at width 0.25
+    on the 2-core VMs. With the mmap threshold at its glibc maximum (32 MiB) and the trim
+    threshold at 1 GiB they fall to ~1,600 (~0 once the heap has grown to the largest
+    net's needs), and ZiCo takes a median 0.90x the time (`benchmarks/zico_malloc.py`,
+    each way in fresh processes). The price: the process keeps up to 1 GiB of
     freed heap mapped; the setting is process-wide and stays (PyTorch's CPU tuning guide
     gets the same with jemalloc or tcmalloc, which would need LD_PRELOAD at start).
     """
