@@ -23,19 +23,19 @@ import argparse
 import itertools
 import json
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _report import host_facts, utc_now, write_report
 from torch import nn
 
 from models import build
 from models.blocks import MBConv, MBConvSpec, SqueezeExcite
 from models.export import export_tflite, export_tflite_int8
 from profilers.base import get_backend
-from profilers.formats import HostInfo, ProtocolSettings
+from profilers.formats import ProtocolSettings
 from profilers.protocol import measure_many
 from spaces import get_space
 
@@ -186,13 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<40} {plain:>10.3f} {fp32:>8.3f} "
               f"{'' if shipped is None else f'{shipped:.3f}':>13} {hwnas:>11.3f} "
               f"{hwnas / fp32:>9.2f}  {graph}")
-    result = {"benchmark": "int8_export", "date": datetime.now(UTC).isoformat(),
-              "host": HostInfo.current().model_dump(), "settings": {
+    result = {"benchmark": "int8_export", "date": utc_now(), "host": host_facts(), "settings": {
                   k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_report(args.out, result)
     return 0
 
 

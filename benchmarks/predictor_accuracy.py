@@ -29,11 +29,11 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _report import utc_now, write_report  # noqa: E402
 
 from latency import (  # noqa: E402
     LookupTable,
@@ -262,12 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--backends: unknown backend {backend!r}")
         results[backend] = run_backend(backend, args)
         print_backend(backend, results[backend])
-    payload = {"benchmark": "predictor_accuracy", "timestamp": datetime.now(UTC).isoformat(),
+    payload = {"benchmark": "predictor_accuracy", "timestamp": utc_now(),
                "argv": sys.argv[1:], "space": {"name": "mbv2", "resolution": 224},
                "python": platform.python_version(), "backends": results}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    log(f"wrote {args.output}")
+    write_report(args.output, payload, default=float)
     return 0
 
 

@@ -22,7 +22,6 @@ Prints one table per section, writes ``benchmarks/results/profile_cost.json``::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -30,17 +29,17 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 import torch
+from _report import host_facts, utc_now, write_report
 
 from models.kit import make_kit
 from profilers import runner
 from profilers.base import list_backends
-from profilers.formats import HostInfo, MeasurementsFile, ProtocolSettings, load_measurements
+from profilers.formats import MeasurementsFile, ProtocolSettings, load_measurements
 from service.cli.profile_cmd import KIT_FORMAT
 from spaces import Cell, Space, get_space
 from spaces.base import RestrictedSpace
@@ -326,10 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     space = get_space("mbv2", resolution=args.resolution)
     infos = {info.name: info for info in list_backends()}
     results: dict[str, Any] = {
-        "benchmark": "profile_cost", "timestamp": datetime.now(UTC).isoformat(),
+        "benchmark": "profile_cost", "timestamp": utc_now(),
         "argv": sys.argv[1:] if argv is None else list(argv),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "host": {**HostInfo.current().model_dump(), "loadavg_start": os.getloadavg()},
+        "host": {**host_facts(), "loadavg_start": os.getloadavg()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__,
                      **{n: i.version for n, i in infos.items() if i.available}},
@@ -353,10 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["noise"] = noise_protocol(args, space, kits, work)
     results["wall_s"] = time.perf_counter() - _T0
     results["host"]["loadavg_end"] = os.getloadavg()  # other work on this shared machine
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    write_report(args.output, results)
     print(report(results))
-    print(f"\nwall {results['wall_s']:.0f} s; wrote {args.output}")
+    print(f"\nwall {results['wall_s']:.0f} s")
     return 0
 
 

@@ -34,17 +34,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _report import host_facts, utc_now, write_report
 from scipy import stats
 
 from models import build
@@ -285,9 +284,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['s_per_arch']:7.3f} {row['train_s']:8.0f}")
     report = {
         "schema_version": 1,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {"machine": platform.machine(), "threads": args.threads,
-                 "torch": torch.__version__},
+        "date": utc_now(),
+        "host": {**host_facts(), "threads": args.threads, "torch": torch.__version__},
         "command": " ".join(["benchmarks/proxy_quality.py", *(argv or sys.argv[1:])]),
         "ground_truth": {**gt_settings, "archs": len(keys), "seeds": args.seeds,
                          "file": str(args.gt),
@@ -297,9 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "estimators": estimators,
         "zico_cost_width_0.5": zico_cost,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+    write_report(args.out, report, indent=1)
     return 0
 
 

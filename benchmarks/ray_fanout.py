@@ -21,13 +21,13 @@ Prints a table and writes `benchmarks/results/ray_fanout.json`::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _report import write_report
 
 from spaces import Arch
 
@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                         "cpu_count": os.cpu_count()}}
     for name, value in result.items():
         print(f"{name:<30}{value}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(RESULTS, result)
     return 0
 
 

@@ -28,18 +28,16 @@ Prints the tables and writes `benchmarks/results/search_quality.json`::
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import host_facts, utc_now, write_report
 
 from profilers.device import DeviceProfile
-from profilers.formats import HostInfo
 from search.constraints import LatencyBudget, Target
 from search.data import load_dataset
 from search.driver import SearchConfig, one_stage, two_stage
@@ -241,9 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f") ({r['error']:+.1%}), budget {budget_ms:.2f} ms, under: {r['under_budget']}")
 
     result = {
-        "benchmark": "search_quality", "timestamp": datetime.now(UTC).isoformat(),
-        "host": HostInfo.current().model_dump(), "args": {k: str(v) for k, v in
-                                                          vars(args).items()},
+        "benchmark": "search_quality", "timestamp": utc_now(),
+        "host": host_facts(), "args": {k: str(v) for k, v in vars(args).items()},
         "budget_ms": budget_ms, "estimator": scorer.describe(),
         "tailored": {k: t.summary() for k, t in tailored.items()},
         "strategies": runs, "stages": stages,
@@ -251,9 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "own_backend_relatively_faster": relatively},
         "seconds": time.monotonic() - started,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\n-> {args.output} ({result['seconds']:.0f} s)")
+    print(f"\n{result['seconds']:.0f} s")
+    write_report(args.output, result, indent=1)
     return 0
 
 

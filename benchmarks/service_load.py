@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import subprocess
@@ -58,6 +57,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _report import write_report
 
 from service.testing import free_port, start_server, stop_server
 
@@ -240,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server RSS: {result['rss_mb']['before']} MB -> {result['rss_mb']['after']} MB")
     out = RESULTS if args.processes == 1 else RESULTS.with_name(
         f"service_load_p{args.processes}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(out, result)
     return 0
 
 

@@ -20,16 +20,14 @@ from the repository root (it imports the objective from ``tests``)::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks._report import host_facts, utc_now, write_report
 from search.strategies import list_strategies
 from spaces import get_space
 from tests.search.synthetic import run
@@ -103,17 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows, args.calls))
     result = {
         "benchmark": "strategy_quality",
-        "timestamp": datetime.now(UTC).isoformat(),
+        "timestamp": utc_now(),
         "argv": sys.argv[1:] if argv is None else argv,
         "args": {"calls": args.calls, "seeds": args.seeds},
-        "host": {"python": platform.python_version(), "machine": platform.machine()},
+        "host": host_facts(),
         "versions": {"numpy": np.__version__},
         "rows": rows,
         "wall_s": round(time.perf_counter() - start, 1),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    write_report(args.output, result)
     return 0
 
 

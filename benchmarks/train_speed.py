@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _report import host_facts, utc_now, write_report
 from torch import nn
 
 from models import build
@@ -117,17 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(entry)
         print(f"{width:>6} {entry['nchw_s']:>12.3f} {entry['channels_last_s']:>10.3f} "
               f"{entry['speedup_median']:>16.2f}x")
-    out = {"schema_version": 1, "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    out = {"schema_version": 1, "date": utc_now(),
            "command": "benchmarks/train_speed.py " + " ".join(argv or sys.argv[1:]),
-           "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
-                    "torch": torch.__version__, "threads": args.threads,
+           "host": {**host_facts(), "torch": torch.__version__, "threads": args.threads,
                     "load_1min_before": load_before, "load_1min_after": os.getloadavg()[0]},
            "settings": {"space": "mbv2", "resolution": 32, "batch_size": args.batch_size,
                         "steps": args.steps, "archs_per_width": args.archs, "seed": args.seed},
            "summary": summary, "archs": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, out)
     return 0
 
 

@@ -39,15 +39,14 @@ import argparse
 import json
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _report import host_facts, utc_now, write_report
 
 from profilers.device import DeviceProfile
-from profilers.formats import HostInfo
 from search.api import SearchSpec, TargetSpec, run_search
 from search.data import Dataset, load_dataset
 from search.deliver import measure_exported
@@ -148,22 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         "int8": int8, "seconds": round(time.monotonic() - started, 1)}
     result["settings"]["budget_ms"] = budget
     _print(result)
-    _write(result, args.out)
+    write_report(args.out, result)
     return 0
 
 
 def _header(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """A result's benchmark name, date, host and settings (the arguments)."""
-    return {"benchmark": name, "date": datetime.now(UTC).isoformat(),
-            "host": HostInfo.current().model_dump(mode="json"),
+    return {"benchmark": name, "date": utc_now(), "host": host_facts(),
             "settings": {k: str(v) if isinstance(v, Path) else v
                          for k, v in vars(args).items()}}
-
-
-def _write(result: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"-> {out}")
 
 
 def _train(space: Space, arch: Arch, data: Dataset, out: Path,
@@ -204,7 +196,7 @@ def _retrain(before: dict[str, Any], args: argparse.Namespace, work: Path) -> in
     for r in runs:
         print(f"| {r['name']} | {r['earlier']['val_accuracy']:.2%} | {r['val_accuracy']:.2%} | "
               f"{r['earlier']['epochs']}, {r['epochs']} |")
-    _write(result, args.out)
+    write_report(args.out, result)
     return 0
 
 

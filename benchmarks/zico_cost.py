@@ -28,19 +28,17 @@ Prints a table and writes ``benchmarks/results/zico_cost.json``::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _report import host_facts, utc_now, write_report
 from scipy import stats
 from torch import nn
 
@@ -196,9 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"tau {c.get(f'{way}_kendall_tau', nan):.2f})" for way in ("old", "new")))
     report = {
         "schema_version": 1,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {"machine": platform.machine(), "threads": args.threads,
-                 "torch": torch.__version__, "cpus": os.cpu_count(),
+        "date": utc_now(),
+        "host": {**host_facts(), "threads": args.threads, "torch": torch.__version__,
                  "load_1min_before": load_before, "load_1min_after": load_after},
         "command": " ".join(["benchmarks/zico_cost.py", *(argv or sys.argv[1:])]),
         "settings": {"space": "mbv2", "resolution": args.resolution,
@@ -206,9 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                      "archs_per_width": args.archs},
         "widths": widths,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+    write_report(args.out, report, indent=1)
     return 0
 
 

@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import host_facts, utc_now, write_report
 
 RESULTS = Path(__file__).parent / "results" / "zico_malloc.json"
 WAYS = ("default", "kept")
@@ -106,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(pairs: {', '.join(f'{r:.2f}' for r in ratios)})")
     report = {
         "schema_version": 1,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
-                 "python": platform.python_version()},
+        "date": utc_now(),
+        "host": host_facts(),
         "config": {"pairs": args.pairs, "archs": args.archs, "width": args.width,
                    "threads": args.threads, "seed": args.seed, "resolution": 32,
                    "batch_size": 64},
@@ -116,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": pairs,
         "summary": summary,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0
 
 
