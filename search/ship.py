@@ -188,7 +188,10 @@ def model_card(*, space: str, training: TrainingResult, latency: list[dict[str, 
               f"- Recipe: {_recipe(t.recipe)}.",
               (f"- The last {100 * t.recipe['final_fraction']:.0f}% of the budget trained at "
                f"the deployment's {pre['final_resolution']} px (progressive resizing), "
-               "with a warm restart of the learning rate.\n"
+               "with a warm restart of the learning rate"
+               + (f"; before it, images were also zoomed in at random by up to "
+                  f"{pre['final_resolution'] / pre['train_resolution']:g}x, the ratio of "
+                  "the two resolutions" if t.recipe.get("zoom") else "") + ".\n"
                if pre["final_resolution"] != pre["train_resolution"] else "")
               + "- BN statistics re-estimated on training images after training"
               + (", and again at the deployment resolution before export."

@@ -27,6 +27,17 @@ small images (the CIFAR recipes of ProxylessNAS and once-for-all, shortened):
   time on 2 cores): 98.6-99.2% at 112 px before the final phase in all four runs; after
   it, at 224 px, 83.8% with the cosine's tail, 95.8% with a restart to the peak, 89.7% to
   half the peak, and 93.6% restarting to the peak over the last 40%.
+- before such a final phase, each image is also zoomed in by a random factor from 1 to
+  the final resolution over the training one (a window of 1/factor of its side, at a
+  random place, resized back; `zoom`): at the deployment resolution objects look that
+  many times larger, and FixRes (Touvron et al., "Fixing the train-test resolution
+  discrepancy", NeurIPS 2019) shows a net does well at a resolution only if it trained on
+  objects of the size they appear there. Measured on the same arch (12 epochs at 112 px,
+  seed 0, then only BN-recalibrated at 224 px): 59.9% at 224 px without the zoom, 91.9%
+  with it. In 5-minute runs (the last quarter at 224 px, 1 thread, two runs at a time,
+  each seed with and without side by side) the zoom gave 98.33, 98.33, 98.33 and 98.61%
+  with seeds 2-5 against 96.66, 97.77, 96.94 and 96.94% without (and 99.16 and 97.21%
+  with seeds 0 and 1).
 
 The budget is a number of `epochs` (the cosine runs over the steps: reproducible
 bit for bit) or `minutes` of wall-clock time (the cosine follows the elapsed share of the
@@ -95,6 +106,9 @@ class Recipe(BaseModel):
     batch_size: int = Field(default=64, ge=1, le=4096)
     translate: float = Field(default=0.125, ge=0, le=0.5)
     flip: bool = False
+    zoom: bool = Field(default=True, description="Before a higher final resolution, "
+                       "also zoom each image in by a random factor up to final over "
+                       "training resolution (FixRes).")
     recalibration_batches: int = Field(default=16, ge=1)
     final_fraction: float = Field(default=0.25, ge=0, le=1)
     seed: int = 0
@@ -299,8 +313,10 @@ def _cycle(base: float, t: float) -> float:
     return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (t - WARMUP) / (1 - WARMUP))))
 
 
-def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
-    """Random translation (reflect pad + crop) and optional flip, one draw per image."""
+def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator,
+            zoom: float = 1.0) -> torch.Tensor:
+    """Random translation (reflect pad + crop), optional flip, and with `zoom` > 1 a random
+    zoom in by 1 to `zoom` at a random place (`zoom_in`); one draw of each per image."""
     n, _, h, w = x.shape
     pad = round(recipe.translate * min(h, w))
     if pad > 0:
@@ -311,7 +327,23 @@ def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tens
     if recipe.flip:
         flip = torch.rand(n, generator=gen) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if zoom > 1:
+        side = 1 / (1 + (zoom - 1) * torch.rand(n, generator=gen))
+        shift = (1 - side)[:, None] * (2 * torch.rand(n, 2, generator=gen) - 1)
+        x = zoom_in(x, side, shift)
     return x
+
+
+def zoom_in(x: torch.Tensor, side: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Per image, the square window `side` (a share of the image's side, (N,)) long,
+    centred `shift` ((N, 2): x, y, in units of half the side) off the image's centre,
+    resized bilinearly to the whole image."""
+    theta = torch.zeros(len(x), 2, 3, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = side
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
+                         align_corners=False)
 
 
 class _Run:
@@ -356,6 +388,7 @@ class _Run:
             self.net.train()
             batches = self.data.train_batches(recipe.batch_size, seed=recipe.seed + epoch)
             for x, y in batches:
+                zoom = self._zoom()
                 if self.final_phase():
                     x = to_resolution(x, self.meta.final_resolution)
                 lr = learning_rate(recipe.base_lr, self.fraction(),
@@ -363,7 +396,7 @@ class _Run:
                                    else 0.0)
                 for group in self.opt.param_groups:
                     group["lr"] = lr
-                loss = F.cross_entropy(self.net(augment(x, recipe, gen)), y,
+                loss = F.cross_entropy(self.net(augment(x, recipe, gen, zoom)), y,
                                        label_smoothing=recipe.label_smoothing)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -429,6 +462,14 @@ class _Run:
             f"minutes: {self.meta.minutes:g} min is less than one epoch and the end here "
             f"({epoch}{end:.1f} s to recalibrate BN and evaluate); give at least "
             f"{math.ceil(((per_epoch or 0.0) + end) / 6) / 10:g} minutes")
+
+    def _zoom(self) -> float:
+        """The largest zoom of this step's augmentation: before a higher final resolution,
+        the ratio of the two, so that objects also appear as large as they will there."""
+        final = self.meta.final_resolution
+        if not self.meta.recipe.zoom or final is None or self.final_phase():
+            return 1.0
+        return max(1.0, final / self.data.resolution)
 
     def final_phase(self) -> bool:
         return self.meta.final_resolution is not None and \

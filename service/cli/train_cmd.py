@@ -40,6 +40,9 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: digits and "
                                        "text are not mirror-symmetric).")] = False,
+    zoom: Annotated[bool, typer.Option(help="Random zooms before the deployment-resolution "
+                                       "phase, so objects also appear as large as they "
+                                       "will there.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of init, data order and augmentation.")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch and runtime threads.")] = 1,
     fresh: Annotated[bool, typer.Option(help="Start afresh instead of resuming OUT.")] = False,
@@ -65,7 +68,8 @@ def train(
     train_space = get_space(space_name, **params, resolution=resolution)
     deploy_space = get_space(space_name, **params, resolution=deploy_res)
     try:
-        recipe = Recipe(optimizer=optimizer, lr=lr, batch_size=batch_size, flip=flip, seed=seed)
+        recipe = Recipe(optimizer=optimizer, lr=lr, batch_size=batch_size, flip=flip, zoom=zoom,
+                        seed=seed)
     except ValidationError as err:
         from profilers.schema import describe_validation_error
 

@@ -27,6 +27,7 @@ from search.training.recipe import (
     learning_rate,
     load_trained,
     train_arch,
+    zoom_in,
 )
 from service.cli import main
 from spaces import get_space
@@ -217,6 +218,23 @@ def test_schedule_and_augmentation() -> None:
     y = augment(x, Recipe(), torch.Generator().manual_seed(0))
     assert y.shape == x.shape and not torch.equal(x, y)
     assert torch.equal(augment(x, Recipe(translate=0.0), torch.Generator()), x)
+    # A zoom of 1 draws nothing more; a larger one changes the translated images.
+    assert torch.equal(augment(x, Recipe(), torch.Generator().manual_seed(0), zoom=1.0), y)
+    zoomed = augment(x, Recipe(), torch.Generator().manual_seed(0), zoom=2.0)
+    assert zoomed.shape == x.shape and not torch.equal(zoomed, y)
+
+
+def test_zoom_in_is_a_resized_window() -> None:
+    x = torch.rand(2, 3, 16, 16)
+    # The central half (side 0.5, no shift) and the bottom-right quarter (shift +0.5, +0.5)
+    # blown up to the whole image, as bilinear resizing of those windows gives them; but
+    # for the outermost pixels, where resizing a cut-out window clamps at its edge and
+    # zoom_in reads the pixels beyond it.
+    out = zoom_in(x, torch.tensor([0.5, 0.5]), torch.tensor([[0.0, 0.0], [0.5, 0.5]]))
+    windows = torch.stack([x[0, :, 4:12, 4:12], x[1, :, 8:, 8:]])
+    resized = F.interpolate(windows, size=(16, 16), mode="bilinear", align_corners=False)
+    assert torch.allclose(out[..., 1:-1, 1:-1], resized[..., 1:-1, 1:-1], atol=1e-5)
+    assert torch.allclose(zoom_in(x, torch.ones(2), torch.zeros(2, 2)), x, atol=1e-5)
 
 
 def test_hwnas_train_ships_files_accuracy_and_a_card(capfd: pytest.CaptureFixture[str],
@@ -251,6 +269,9 @@ def test_hwnas_train_deploys_at_another_resolution(capfd: pytest.CaptureFixture[
     assert report["preprocessing"]["resolution"] == report["preprocessing"][
         "final_resolution"] == 24
     assert report["preprocessing"]["train_resolution"] == 16
+    # Before that phase the images were zoomed in by up to 24 / 16, and the card says so.
+    assert report["recipe"]["zoom"] is True
+    assert "zoomed in at random by up to 1.5x" in (out / "model_card.md").read_text()
     from models.export import run_exported
 
     assert run_exported(out / "model.onnx", np.zeros((1, 3, 24, 24), np.float32)).shape == (1, 10)
