@@ -82,7 +82,7 @@ def ground_truth(space: Space, data: Any, archs: list[tuple[str, Arch]], *, path
     cache: dict[str, Any] = {"schema_version": 1, "settings": settings, "archs": {}}
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("settings") == settings:
+        if _comparable(old.get("settings", {})) == _comparable(settings):
             cache = old
         else:
             print(f"{path}: settings differ, starting a new ground truth", file=sys.stderr)
@@ -101,6 +101,14 @@ def ground_truth(space: Space, data: Any, archs: list[tuple[str, Arch]], *, path
             print(f"[gt {i + 1}/{len(archs)}] seed {seed} acc {acc:.3f} "
                   f"({row['train_s']:.0f}s) {sample}", flush=True)
     return rows
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with its recipe's defaults filled in, so that a ground truth cached
+    before a recipe field existed still matches when the field's default is used."""
+    if "recipe" not in settings:
+        return settings
+    return {**settings, "recipe": Recipe(**settings["recipe"]).model_dump(exclude={"seed"})}
 
 
 def train_once(space: Space, arch: Arch, data: Any, settings: dict[str, Any], seed: int
