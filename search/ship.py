@@ -191,7 +191,8 @@ def model_card(*, space: str, training: TrainingResult, latency: list[dict[str, 
                "with a warm restart of the learning rate"
                + (f"; before it, images were also zoomed in at random by up to "
                   f"{pre['final_resolution'] / pre['train_resolution']:g}x, the ratio of "
-                  "the two resolutions" if t.recipe.get("zoom") else "") + ".\n"
+                  "the two resolutions" if t.recipe.get("zoom")
+                  and pre["final_resolution"] > pre["train_resolution"] else "") + ".\n"
                if pre["final_resolution"] != pre["train_resolution"] else "")
               + "- BN statistics re-estimated on training images after training"
               + (", and again at the deployment resolution before export."

@@ -335,9 +335,9 @@ def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator,
 
 
 def zoom_in(x: torch.Tensor, side: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Per image, the square window `side` (a share of the image's side, (N,)) long,
-    centred `shift` ((N, 2): x, y, in units of half the side) off the image's centre,
-    resized bilinearly to the whole image."""
+    """Per image, the square window `side` long (a share of the image's side, (N,)),
+    centred `shift` off the image's centre ((N, 2): x, y, in units of half the image's
+    side), resized bilinearly to the whole image."""
     theta = torch.zeros(len(x), 2, 3, dtype=x.dtype)
     theta[:, 0, 0] = theta[:, 1, 1] = side
     theta[:, :, 2] = shift
