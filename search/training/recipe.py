@@ -34,10 +34,7 @@ small images (the CIFAR recipes of ProxylessNAS and once-for-all, shortened):
   discrepancy", NeurIPS 2019) shows a net does well at a resolution only if it trained on
   objects of the size they appear there. Measured on the same arch (12 epochs at 112 px,
   seed 0, then only BN-recalibrated at 224 px): 59.9% at 224 px without the zoom, 91.9%
-  with it. In 5-minute runs (the last quarter at 224 px, 1 thread, two runs at a time,
-  each seed with and without side by side) the zoom gave 98.33, 98.33, 98.33 and 98.61%
-  with seeds 2-5 against 96.66, 97.77, 96.94 and 96.94% without (and 99.16 and 97.21%
-  with seeds 0 and 1).
+  with it; 5-minute runs with and without it, seed by seed: the README's recipe table.
 
 The budget is a number of `epochs` (the cosine runs over the steps: reproducible
 bit for bit) or `minutes` of wall-clock time (the cosine follows the elapsed share of the
@@ -79,6 +76,7 @@ from models import Net, build, recalibrate_bn
 from search.data import Dataset, check_compatible, to_resolution
 from spaces import Arch, Space
 
+from .augment import augment
 from .checkpoint import read_checkpoint, save_checkpoint, validate_meta
 from .loop import channels_last, evaluate, keep_freed_memory, random_batch
 
@@ -311,39 +309,6 @@ def _cycle(base: float, t: float) -> float:
     if t < WARMUP:
         return base * max(t, 1e-3) / WARMUP
     return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (t - WARMUP) / (1 - WARMUP))))
-
-
-def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator,
-            zoom: float = 1.0) -> torch.Tensor:
-    """Random translation (reflect pad + crop), optional flip, and with `zoom` > 1 a random
-    zoom in by 1 to `zoom` at a random place (`zoom_in`); one draw of each per image."""
-    n, _, h, w = x.shape
-    pad = round(recipe.translate * min(h, w))
-    if pad > 0:
-        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-        x = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
-    if recipe.flip:
-        flip = torch.rand(n, generator=gen) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    if zoom > 1:
-        side = 1 / (1 + (zoom - 1) * torch.rand(n, generator=gen))
-        shift = (1 - side)[:, None] * (2 * torch.rand(n, 2, generator=gen) - 1)
-        x = zoom_in(x, side, shift)
-    return x
-
-
-def zoom_in(x: torch.Tensor, side: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Per image, the square window `side` long (a share of the image's side, (N,)),
-    centred `shift` off the image's centre ((N, 2): x, y, in units of half the image's
-    side), resized bilinearly to the whole image."""
-    theta = torch.zeros(len(x), 2, 3, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = side
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
-                         align_corners=False)
 
 
 class _Run:

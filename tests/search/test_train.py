@@ -18,16 +18,15 @@ import torch.nn.functional as F
 from models import build
 from search.data import load_dataset
 from search.training import TrainSettings, train_supernet
+from search.training.augment import augment, zoom_in
 from search.training.loop import channels_last, random_batch
 from search.training.recipe import (
     CHECKPOINT,
     Recipe,
     TrainingCancelled,
-    augment,
     learning_rate,
     load_trained,
     train_arch,
-    zoom_in,
 )
 from service.cli import main
 from spaces import get_space
