@@ -7,6 +7,7 @@ root and imports it as ``benchmarks._report``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Callable
@@ -30,6 +31,11 @@ def host_facts() -> dict[str, Any]:
     that key, and ``cores`` counts only the CPUs this process may run on.
     """
     return {**HostInfo.current().model_dump(mode="json"), "cpus": os.cpu_count()}
+
+
+def arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """A script's parsed arguments as a result records them (paths as strings)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
 
 def write_report(path: Path, payload: dict[str, Any], *, indent: int = 2,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _report import host_facts, utc_now, write_report
+from _report import arguments, host_facts, utc_now, write_report
 from torch import nn
 
 from models import build
@@ -186,9 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<40} {plain:>10.3f} {fp32:>8.3f} "
               f"{'' if shipped is None else f'{shipped:.3f}':>13} {hwnas:>11.3f} "
               f"{hwnas / fp32:>9.2f}  {graph}")
-    result = {"benchmark": "int8_export", "date": utc_now(), "host": host_facts(), "settings": {
-                  k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "rows": rows}
+    result = {"benchmark": "int8_export", "date": utc_now(), "host": host_facts(),
+              "settings": arguments(args), "rows": rows}
     write_report(args.out, result)
     return 0
 

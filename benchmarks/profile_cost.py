@@ -34,7 +34,7 @@ from typing import Any, TextIO
 
 import numpy as np
 import torch
-from _report import host_facts, utc_now, write_report
+from _report import arguments, host_facts, utc_now, write_report
 
 from models.kit import make_kit
 from profilers import runner
@@ -327,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {
         "benchmark": "profile_cost", "timestamp": utc_now(),
         "argv": sys.argv[1:] if argv is None else list(argv),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "args": arguments(args),
         "host": {**host_facts(), "loadavg_start": os.getloadavg()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__,

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _report import host_facts, utc_now, write_report
+from _report import arguments, host_facts, utc_now, write_report
 
 from profilers.device import DeviceProfile
 from search.api import SearchSpec, TargetSpec, run_search
@@ -154,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 def _header(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """A result's benchmark name, date, host and settings (the arguments)."""
     return {"benchmark": name, "date": utc_now(), "host": host_facts(),
-            "settings": {k: str(v) if isinstance(v, Path) else v
-                         for k, v in vars(args).items()}}
+            "settings": arguments(args)}
 
 
 def _train(space: Space, arch: Arch, data: Dataset, out: Path,
