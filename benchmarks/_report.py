@@ -34,8 +34,14 @@ def host_facts() -> dict[str, Any]:
 
 
 def arguments(args: argparse.Namespace) -> dict[str, Any]:
-    """A script's parsed arguments as a result records them (paths as strings)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    """A script's parsed arguments as a result records them (paths, alone or in a list, as
+    strings)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return str(v) if isinstance(v, Path) else v
+
+    return {k: plain(v) for k, v in vars(args).items()}
 
 
 def write_report(path: Path, payload: dict[str, Any], *, indent: int = 2,
